@@ -1,0 +1,803 @@
+// ssm/sdk.hpp — header-only C++ wrapper over ssm/abi.h for plugin authors.
+//
+// Write a class, register it with one macro, never touch the C structs:
+//
+//   class MyLayer : public ssm::Layer {
+//    public:
+//     static std::vector<ssm::Option> options() {
+//       return {ssm::Option::integer("d_model", "64", "channels H")};
+//     }
+//     explicit MyLayer(const ssm::Config& cfg) : h_(cfg.i64("d_model")) {}
+//     std::vector<ssm::ParamSpec> params() override { ... }
+//     void init_params(ssm::Context&, ssm::Params) override { ... }
+//     void forward(ssm::Context&, ssm::Params, const DLTensor& x, DLTensor& y) override { ... }
+//     void backward(...) override { ... }
+//   };
+//   SSM_PLUGIN_LAYER(MyLayer, "my_layer", "1.0.0", "What it does, in one line")
+//
+// Exceptions thrown by your code are caught at the boundary and reported to
+// the host as a status: throw ssm::Error (or call ssm::fail) with a message
+// that names the option or value and what would be right.
+#ifndef SSM_SDK_HPP
+#define SSM_SDK_HPP
+
+#include <ssm/abi.h>
+
+#include <algorithm>
+#include <complex>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace ssm {
+
+// ------------------------------------------------------------------ errors
+
+class Error : public std::runtime_error {
+ public:
+  Error(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+[[noreturn]] inline void fail(const std::string& message, int code = SSM_ERR_INVALID_ARGUMENT) {
+  throw Error(code, message);
+}
+
+namespace detail {
+inline const ssm_host*& host_slot() {
+  static const ssm_host* host = nullptr;
+  return host;
+}
+}  // namespace detail
+
+// The host services table handed to this library at init and create.
+inline const ssm_host& host() {
+  const ssm_host* h = detail::host_slot();
+  if (!h) throw Error(SSM_ERR_INTERNAL, "ssm::host() called before the host initialised the plugin");
+  return *h;
+}
+
+// Runs f; returns NULL on success or a host status describing the exception.
+template <class F>
+ssm_status* guard(F&& f) noexcept {
+  int code = SSM_ERR_INTERNAL;
+  std::string message;
+  try {
+    f();
+    return nullptr;
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+  } catch (const std::exception& e) {
+    message = std::string("unexpected exception: ") + e.what();
+  } catch (...) {
+    message = "unexpected non-standard exception";
+  }
+  const ssm_host* h = detail::host_slot();
+  if (!h || !h->status_make) return nullptr;  // cannot happen after init; nothing else we can do
+  return h->status_make(h->host_data, code, message.c_str());
+}
+
+// Throws ssm::Error for a non-NULL status (freeing it): for calls into children.
+inline void check(ssm_status* status, const std::string& what) {
+  if (!status) return;
+  const ssm_host& h = host();
+  int code = h.status_code(h.host_data, status);
+  std::string message = what + ": " + h.status_message(h.host_data, status);
+  h.status_free(h.host_data, status);
+  throw Error(code, message);
+}
+
+inline void log(int level, const std::string& plugin_id, const std::string& message) {
+  const ssm_host& h = host();
+  h.log(h.host_data, level, plugin_id.c_str(), message.c_str());
+}
+
+// ----------------------------------------------------------------- options
+
+struct Option {
+  std::string name;
+  ssm_option_type type;
+  std::string default_value;  // text
+  bool required;
+  std::string help;
+
+  static Option integer(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_INT, std::move(def), false, std::move(help)};
+  }
+  static Option real(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_FLOAT, std::move(def), false, std::move(help)};
+  }
+  static Option boolean(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_BOOL, std::move(def), false, std::move(help)};
+  }
+  static Option string(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_STRING, std::move(def), false, std::move(help)};
+  }
+  static Option required_string(std::string n, std::string help) {
+    return {std::move(n), SSM_OPT_STRING, "", true, std::move(help)};
+  }
+};
+
+// The resolved options of one create() call, typed, with the plugin's
+// declared defaults. Keys the plugin did not declare are kept (the host
+// passes run-wide keys such as d_model) but never required.
+class Config {
+ public:
+  Config() = default;
+  Config(const ssm_config* c, const std::vector<Option>& declared) {
+    for (const Option& o : declared)
+      if (!o.required) values_[o.name] = o.default_value;
+    if (c)
+      for (uint32_t i = 0; i < c->count; ++i)
+        if (c->items[i].key && c->items[i].value) values_[c->items[i].key] = c->items[i].value;
+    for (const Option& o : declared)
+      if (o.required && !values_.count(o.name)) fail("option '" + o.name + "' is required (" + o.help + ")");
+  }
+  explicit Config(std::map<std::string, std::string> values) : values_(std::move(values)) {}
+
+  bool has(const std::string& key) const { return values_.count(key) != 0; }
+  const std::map<std::string, std::string>& values() const { return values_; }
+  void set(const std::string& key, const std::string& value) { values_[key] = value; }
+
+  std::string str(const std::string& key) const {
+    auto it = values_.find(key);
+    if (it == values_.end()) fail("option '" + key + "' is missing");
+    return it->second;
+  }
+  std::string str(const std::string& key, const std::string& fallback) const {
+    return has(key) ? str(key) : fallback;
+  }
+  int64_t i64(const std::string& key) const {
+    std::string v = str(key);
+    try {
+      size_t used = 0;
+      long long r = std::stoll(v, &used);
+      if (used == v.size()) return r;
+    } catch (const std::exception&) {
+    }
+    fail("option '" + key + "' must be an integer, got '" + v + "'");
+  }
+  double f64(const std::string& key) const {
+    std::string v = str(key);
+    try {
+      size_t used = 0;
+      double r = std::stod(v, &used);
+      if (used == v.size()) return r;
+    } catch (const std::exception&) {
+    }
+    fail("option '" + key + "' must be a number, got '" + v + "'");
+  }
+  bool flag(const std::string& key) const {
+    std::string v = str(key);
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+    fail("option '" + key + "' must be true or false, got '" + v + "'");
+  }
+  // Typed getters with a range check whose message names the option.
+  int64_t i64_at_least(const std::string& key, int64_t lo) const {
+    int64_t v = i64(key);
+    if (v < lo) fail("option '" + key + "' must be >= " + std::to_string(lo) + ", got " + std::to_string(v));
+    return v;
+  }
+  double f64_positive(const std::string& key) const {
+    double v = f64(key);
+    if (!(v > 0)) fail("option '" + key + "' must be > 0, got " + str(key));
+    return v;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// ----------------------------------------------------------------- tensors
+
+template <class T> struct dtype_of;
+template <> struct dtype_of<float> { static constexpr DLDataType value{kDLFloat, 32, 1}; };
+template <> struct dtype_of<double> { static constexpr DLDataType value{kDLFloat, 64, 1}; };
+template <> struct dtype_of<int32_t> { static constexpr DLDataType value{kDLInt, 32, 1}; };
+template <> struct dtype_of<int64_t> { static constexpr DLDataType value{kDLInt, 64, 1}; };
+template <> struct dtype_of<uint8_t> { static constexpr DLDataType value{kDLUInt, 8, 1}; };
+template <> struct dtype_of<std::complex<float>> { static constexpr DLDataType value{kDLComplex, 64, 1}; };
+template <> struct dtype_of<std::complex<double>> { static constexpr DLDataType value{kDLComplex, 128, 1}; };
+
+inline bool same_dtype(DLDataType a, DLDataType b) {
+  return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+}
+inline std::string dtype_name(DLDataType t) {
+  const char* base = t.code == kDLFloat ? "float" : t.code == kDLInt ? "int" : t.code == kDLUInt ? "uint"
+                   : t.code == kDLComplex ? "complex" : "dtype";
+  return base + std::to_string(t.bits);
+}
+inline int64_t numel(const DLTensor& t) {
+  int64_t n = 1;
+  for (int i = 0; i < t.ndim; ++i) n *= t.shape[i];
+  return n;
+}
+inline bool is_contiguous(const DLTensor& t) {
+  if (!t.strides) return true;
+  int64_t expect = 1;
+  for (int i = t.ndim - 1; i >= 0; --i) {
+    if (t.shape[i] != 1 && t.strides[i] != expect) return false;
+    expect *= t.shape[i];
+  }
+  return true;
+}
+template <class T>
+bool is(const DLTensor& t) {
+  return same_dtype(t.dtype, dtype_of<T>::value);
+}
+// Typed pointer to a dense tensor; `what` names the tensor in the error.
+template <class T>
+T* data(const DLTensor& t, const char* what = "tensor") {
+  if (!is<T>(t))
+    fail(std::string(what) + " has dtype " + dtype_name(t.dtype) + ", expected " + dtype_name(dtype_of<T>::value));
+  if (!is_contiguous(t)) fail(std::string(what) + " must be contiguous");
+  return reinterpret_cast<T*>(static_cast<char*>(t.data) + t.byte_offset);
+}
+inline std::string shape_str(const DLTensor& t) {
+  std::string s = "(";
+  for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+  return s + ")";
+}
+// Checks the shape; -1 in `expect` matches any extent.
+inline void check_shape(const DLTensor& t, std::initializer_list<int64_t> expect, const char* what) {
+  bool ok = t.ndim == static_cast<int>(expect.size());
+  int i = 0;
+  for (int64_t e : expect) {
+    if (ok && e >= 0 && t.shape[i] != e) ok = false;
+    ++i;
+  }
+  if (!ok) {
+    std::string want = "(";
+    i = 0;
+    for (int64_t e : expect) want += (i++ ? ", " : "") + (e < 0 ? std::string("*") : std::to_string(e));
+    fail(std::string(what) + " has shape " + shape_str(t) + ", expected " + want + ")");
+  }
+}
+// A DLTensor view over host memory owned elsewhere (keeps its own shape).
+struct View {
+  DLTensor t{};
+  std::vector<int64_t> shape;
+  View() = default;
+  View(void* p, DLDataType dtype, std::vector<int64_t> s, DLDevice dev = {kDLCPU, 0}) : shape(std::move(s)) {
+    t.data = p;
+    t.device = dev;
+    t.ndim = static_cast<int32_t>(shape.size());
+    t.dtype = dtype;
+    t.shape = shape.data();
+  }
+  template <class T>
+  View(T* p, std::vector<int64_t> s) : View(static_cast<void*>(p), dtype_of<T>::value, std::move(s)) {}
+  View(const View& o) : View(o.t.data, o.t.dtype, o.shape, o.t.device) {}
+  View& operator=(const View& o) {
+    shape = o.shape;
+    t = o.t;
+    t.shape = shape.data();
+    return *this;
+  }
+  DLTensor* get() { return &t; }
+  operator DLTensor&() { return t; }
+};
+
+// ---------------------------------------------------------------- context
+
+class Context {
+ public:
+  explicit Context(const ssm_ctx* c) : c_(c) {}
+  bool training() const { return c_->training != 0; }
+  int threads() const { return c_->threads > 0 ? c_->threads : 1; }
+  uint64_t seed() const { return c_->seed; }
+  uint64_t rng_offset() const { return c_->rng_offset; }
+  DLDevice device() const { return c_->device; }
+  void* stream() const { return c_->stream; }
+  const ssm_ctx* raw() const { return c_; }
+  // Fills `out` (float32/float64) from the host's counter-based RNG.
+  void rng_fill(uint64_t stream, uint64_t offset, ssm_rng_dist dist, DLTensor& out) const {
+    const ssm_host& h = *c_->host;
+    check(h.rng_fill(h.host_data, c_->seed, stream, offset, dist, &out), "rng_fill");
+  }
+
+ private:
+  const ssm_ctx* c_;
+};
+
+// The parameter (or gradient) tensors of one layer, in param_describe order.
+class Params {
+ public:
+  Params(DLTensor* const* p, size_t n) : p_(p), n_(n) {}
+  size_t size() const { return n_; }
+  DLTensor& operator[](size_t i) const {
+    if (i >= n_) fail("parameter index " + std::to_string(i) + " out of range", SSM_ERR_INTERNAL);
+    return *p_[i];
+  }
+  template <class T>
+  T* data(size_t i) const { return ssm::data<T>((*this)[i], "parameter"); }
+
+ private:
+  DLTensor* const* p_;
+  size_t n_;
+};
+
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  uint32_t flags = 0;
+  double lr = 0;              // > 0: own learning rate
+  double weight_decay = -1;   // >= 0: own weight decay
+};
+
+// --------------------------------------------------------- plugin classes
+
+// Recurrent state of a layer; subclass it and return it from state_create.
+class LayerState {
+ public:
+  virtual ~LayerState() = default;
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::vector<ParamSpec> params() = 0;
+  virtual void init_params(Context& ctx, Params params) = 0;
+  virtual void forward(Context& ctx, Params params, const DLTensor& x, DLTensor& y) = 0;
+  virtual void backward(Context& ctx, Params params, const DLTensor& dy, DLTensor& dx, Params dparams) = 0;
+  virtual std::unique_ptr<LayerState> state_create(Context&, Params, int64_t /*batch*/) {
+    fail("this layer has no recurrent mode", SSM_ERR_UNSUPPORTED);
+  }
+  virtual void step(Context&, Params, LayerState&, const DLTensor& /*x_t*/, DLTensor& /*y_t*/) {
+    fail("this layer has no recurrent mode", SSM_ERR_UNSUPPORTED);
+  }
+  // CUDA: override and declare `static constexpr bool has_cuda = true;`.
+  virtual void forward_cuda(Context&, Params, const DLTensor&, DLTensor&) {
+    fail("no CUDA forward", SSM_ERR_UNSUPPORTED);
+  }
+  virtual void backward_cuda(Context&, Params, const DLTensor&, DLTensor&, Params) {
+    fail("no CUDA backward", SSM_ERR_UNSUPPORTED);
+  }
+  virtual void step_cuda(Context&, Params, LayerState&, const DLTensor&, DLTensor&) {
+    fail("no CUDA step", SSM_ERR_UNSUPPORTED);
+  }
+};
+
+class Discretization {
+ public:
+  virtual ~Discretization() = default;
+  // Every output may be nullptr; all have z's shape and complex dtype.
+  virtual void eval(Context& ctx, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da,
+                    DLTensor* dbeta) = 0;
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual ssm_dataset_info info() = 0;
+  virtual void read(int split, const int64_t* indices, int64_t n, DLTensor& x, DLTensor* labels) = 0;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual ssm_task_info info() = 0;
+  virtual std::vector<std::pair<std::string, std::string>> run_defaults() { return {}; }
+  virtual void batch(int split, uint64_t seed, uint64_t index, int64_t batch_size, DLTensor& x, DLTensor& y,
+                     DLTensor* mask) = 0;
+};
+
+// ------------------------------------------------- children (via the host)
+
+// Builds an ssm_config from string pairs; keeps the strings alive.
+class ConfigBuilder {
+ public:
+  ConfigBuilder() = default;
+  explicit ConfigBuilder(const std::map<std::string, std::string>& values) {
+    for (auto& kv : values) set(kv.first, kv.second);
+  }
+  ConfigBuilder& set(const std::string& k, const std::string& v) {
+    keys_.push_back(k);
+    vals_.push_back(v);
+    return *this;
+  }
+  const ssm_config* get() {
+    items_.clear();
+    for (size_t i = 0; i < keys_.size(); ++i) items_.push_back({keys_[i].c_str(), vals_[i].c_str()});
+    cfg_ = {sizeof(ssm_config), static_cast<uint32_t>(items_.size()), items_.data()};
+    return &cfg_;
+  }
+
+ private:
+  std::vector<std::string> keys_, vals_;
+  std::vector<ssm_kv> items_;
+  ssm_config cfg_{};
+};
+
+// A plugin created by id through the host registry, destroyed with this.
+class Child {
+ public:
+  Child() = default;
+  Child(ssm_kind kind, const std::string& id, ConfigBuilder config = {}) {
+    const ssm_host& h = host();
+    c_.struct_size = sizeof(ssm_child);
+    check(h.child_create(h.host_data, kind, id.c_str(), config.get(), &c_), "creating '" + id + "'");
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  Child(Child&& o) noexcept : c_(o.c_) { o.c_.handle = nullptr; }
+  Child& operator=(Child&& o) noexcept {
+    std::swap(c_, o.c_);
+    return *this;
+  }
+  ~Child() {
+    if (c_.handle) host().child_destroy(host().host_data, c_.handle);
+  }
+  template <class Iface>
+  const Iface& iface() const { return *static_cast<const Iface*>(c_.iface); }
+  void* instance() const { return c_.instance; }
+  explicit operator bool() const { return c_.handle != nullptr; }
+
+ private:
+  ssm_child c_{};
+};
+
+// A discretization scheme created through the host: `ssm::DiscChild d("zoh");`
+class DiscChild {
+ public:
+  DiscChild() = default;
+  explicit DiscChild(const std::string& id, ConfigBuilder config = {}) : child_(SSM_KIND_DISC, id, std::move(config)) {}
+  void eval(const ssm_ctx* ctx, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) const {
+    const auto& f = child_.iface<ssm_disc_iface>();
+    check(f.eval(child_.instance(), ctx, &z, a, beta, da, dbeta), "discretization");
+  }
+  const char* suffix() const { return child_.iface<ssm_disc_iface>().suffix; }
+  explicit operator bool() const { return static_cast<bool>(child_); }
+
+ private:
+  Child child_;
+};
+
+// A dataset created through the host.
+class DatasetChild {
+ public:
+  DatasetChild() = default;
+  DatasetChild(const std::string& id, ConfigBuilder config) : child_(SSM_KIND_DATASET, id, std::move(config)) {}
+  ssm_dataset_info info() const {
+    ssm_dataset_info out{};
+    out.struct_size = sizeof(out);
+    const auto& f = child_.iface<ssm_dataset_iface>();
+    check(f.info(child_.instance(), &out), "dataset info");
+    return out;
+  }
+  void read(int split, const int64_t* indices, int64_t n, DLTensor& x, DLTensor* labels) const {
+    const auto& f = child_.iface<ssm_dataset_iface>();
+    check(f.read(child_.instance(), split, indices, n, &x, labels), "dataset read");
+  }
+
+ private:
+  Child child_;
+};
+
+// ---------------------------------------------- adapters (C tables <- C++)
+
+namespace detail {
+
+template <class C, class = void>
+struct cuda_flag : std::false_type {};
+template <class C>
+struct cuda_flag<C, std::void_t<decltype(C::has_cuda)>> : std::bool_constant<C::has_cuda> {};
+
+template <class C, class = void>
+struct aliases_of {
+  static std::vector<std::string> get() { return {}; }
+};
+template <class C>
+struct aliases_of<C, std::void_t<decltype(C::aliases())>> {
+  static std::vector<std::string> get() { return C::aliases(); }
+};
+
+template <class C>
+C* make(const ssm_host* host, const ssm_config* config) {
+  if (host) host_slot() = host;
+  Config cfg(config, C::options());
+  return new C(cfg);
+}
+
+template <class C>
+struct LayerBox {
+  std::unique_ptr<C> obj;
+  std::vector<ParamSpec> specs;
+};
+
+template <class C>
+struct LayerAdapter {
+  using Box = LayerBox<C>;
+  static Box& box(void* self) { return *static_cast<Box*>(self); }
+  static ssm_status* create(const ssm_host* host, const ssm_config* config, void** out) {
+    return guard([&] {
+      auto b = std::make_unique<Box>();
+      b->obj.reset(make<C>(host, config));
+      b->specs = b->obj->params();
+      *out = b.release();
+    });
+  }
+  static void destroy(void* self) { delete static_cast<Box*>(self); }
+  static uint32_t param_count(void* self) { return static_cast<uint32_t>(box(self).specs.size()); }
+  static ssm_status* param_describe(void* self, uint32_t i, ssm_param_desc* out) {
+    return guard([&] {
+      const auto& specs = box(self).specs;
+      if (i >= specs.size()) fail("parameter index out of range");
+      const ParamSpec& s = specs[i];
+      if (s.shape.size() > 4) fail("parameter '" + s.name + "' has more than 4 dimensions", SSM_ERR_INTERNAL);
+      ssm_param_desc d{};
+      d.struct_size = sizeof(d);
+      d.name = s.name.c_str();
+      d.ndim = static_cast<int32_t>(s.shape.size());
+      for (size_t k = 0; k < s.shape.size(); ++k) d.shape[k] = s.shape[k];
+      d.flags = s.flags;
+      d.lr = s.lr;
+      d.weight_decay = s.weight_decay;
+      std::memcpy(out, &d, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(d), sizeof(d)));
+    });
+  }
+  static Params params(void* self, DLTensor* const* p) { return Params(p, box(self).specs.size()); }
+  static ssm_status* param_init(void* self, const ssm_ctx* ctx, DLTensor* const* p) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->init_params(c, params(self, p));
+    });
+  }
+  static ssm_status* forward(void* self, const ssm_ctx* ctx, DLTensor* const* p, const DLTensor* x, DLTensor* y) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->forward(c, params(self, p), *x, *y);
+    });
+  }
+  static ssm_status* backward(void* self, const ssm_ctx* ctx, DLTensor* const* p, const DLTensor* dy, DLTensor* dx,
+                              DLTensor* const* dp) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->backward(c, params(self, p), *dy, *dx, params(self, dp));
+    });
+  }
+  static ssm_status* state_create(void* self, const ssm_ctx* ctx, DLTensor* const* p, int64_t batch, void** state) {
+    return guard([&] {
+      Context c(ctx);
+      *state = box(self).obj->state_create(c, params(self, p), batch).release();
+    });
+  }
+  static ssm_status* step(void* self, const ssm_ctx* ctx, DLTensor* const* p, void* state, const DLTensor* x,
+                          DLTensor* y) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->step(c, params(self, p), *static_cast<LayerState*>(state), *x, *y);
+    });
+  }
+  static void state_destroy(void*, void* state) { delete static_cast<LayerState*>(state); }
+  static ssm_status* forward_cuda(void* self, const ssm_ctx* ctx, DLTensor* const* p, const DLTensor* x,
+                                  DLTensor* y) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->forward_cuda(c, params(self, p), *x, *y);
+    });
+  }
+  static ssm_status* backward_cuda(void* self, const ssm_ctx* ctx, DLTensor* const* p, const DLTensor* dy,
+                                   DLTensor* dx, DLTensor* const* dp) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->backward_cuda(c, params(self, p), *dy, *dx, params(self, dp));
+    });
+  }
+  static ssm_status* step_cuda(void* self, const ssm_ctx* ctx, DLTensor* const* p, void* state, const DLTensor* x,
+                               DLTensor* y) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->step_cuda(c, params(self, p), *static_cast<LayerState*>(state), *x, *y);
+    });
+  }
+  static const void* iface() {
+    static const ssm_layer_iface t = [] {
+      ssm_layer_iface f{};
+      f.struct_size = sizeof(f);
+      f.create = create;
+      f.destroy = destroy;
+      f.param_count = param_count;
+      f.param_describe = param_describe;
+      f.param_init = param_init;
+      f.forward = forward;
+      f.backward = backward;
+      f.state_create = state_create;
+      f.step = step;
+      f.state_destroy = state_destroy;
+      if (cuda_flag<C>::value) {
+        f.forward_cuda = forward_cuda;
+        f.backward_cuda = backward_cuda;
+        f.step_cuda = step_cuda;
+      }
+      return f;
+    }();
+    return &t;
+  }
+  static constexpr ssm_kind kind = SSM_KIND_LAYER;
+  static constexpr const char* iface_id = SSM_IFACE_LAYER;
+};
+
+template <class C>
+struct DiscAdapter {
+  static ssm_status* create(const ssm_host* host, const ssm_config* config, void** out) {
+    return guard([&] { *out = make<C>(host, config); });
+  }
+  static void destroy(void* self) { delete static_cast<C*>(self); }
+  static ssm_status* eval(void* self, const ssm_ctx* ctx, const DLTensor* z, DLTensor* a, DLTensor* beta,
+                          DLTensor* da, DLTensor* dbeta) {
+    return guard([&] {
+      Context c(ctx);
+      static_cast<C*>(self)->eval(c, *z, a, beta, da, dbeta);
+    });
+  }
+  static const void* iface() {
+    static const ssm_disc_iface t = [] {
+      ssm_disc_iface f{};
+      f.struct_size = sizeof(f);
+      f.suffix = C::suffix;
+      f.create = create;
+      f.destroy = destroy;
+      f.eval = eval;
+      return f;
+    }();
+    return &t;
+  }
+  static constexpr ssm_kind kind = SSM_KIND_DISC;
+  static constexpr const char* iface_id = SSM_IFACE_DISC;
+};
+
+template <class C>
+struct DatasetAdapter {
+  static ssm_status* create(const ssm_host* host, const ssm_config* config, void** out) {
+    return guard([&] { *out = make<C>(host, config); });
+  }
+  static void destroy(void* self) { delete static_cast<C*>(self); }
+  static ssm_status* info(void* self, ssm_dataset_info* out) {
+    return guard([&] {
+      ssm_dataset_info i = static_cast<C*>(self)->info();
+      i.struct_size = sizeof(i);
+      std::memcpy(out, &i, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(i), sizeof(i)));
+    });
+  }
+  static ssm_status* read(void* self, int32_t split, const int64_t* idx, int64_t n, DLTensor* x, DLTensor* labels) {
+    return guard([&] { static_cast<C*>(self)->read(split, idx, n, *x, labels); });
+  }
+  static const void* iface() {
+    static const ssm_dataset_iface t = [] {
+      ssm_dataset_iface f{};
+      f.struct_size = sizeof(f);
+      f.create = create;
+      f.destroy = destroy;
+      f.info = info;
+      f.read = read;
+      return f;
+    }();
+    return &t;
+  }
+  static constexpr ssm_kind kind = SSM_KIND_DATASET;
+  static constexpr const char* iface_id = SSM_IFACE_DATASET;
+};
+
+template <class C>
+struct TaskAdapter {
+  struct Box {
+    std::unique_ptr<C> obj;
+    std::vector<std::pair<std::string, std::string>> defaults;
+    std::vector<ssm_kv> kv;
+  };
+  static Box& box(void* self) { return *static_cast<Box*>(self); }
+  static ssm_status* create(const ssm_host* host, const ssm_config* config, void** out) {
+    return guard([&] {
+      auto b = std::make_unique<Box>();
+      b->obj.reset(make<C>(host, config));
+      b->defaults = b->obj->run_defaults();
+      for (auto& d : b->defaults) b->kv.push_back({d.first.c_str(), d.second.c_str()});
+      b->kv.push_back({nullptr, nullptr});
+      *out = b.release();
+    });
+  }
+  static void destroy(void* self) { delete static_cast<Box*>(self); }
+  static ssm_status* info(void* self, ssm_task_info* out) {
+    return guard([&] {
+      ssm_task_info i = box(self).obj->info();
+      i.struct_size = sizeof(i);
+      std::memcpy(out, &i, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(i), sizeof(i)));
+    });
+  }
+  static const ssm_kv* run_defaults(void* self) { return box(self).kv.data(); }
+  static ssm_status* batch(void* self, int32_t split, uint64_t seed, uint64_t index, int64_t bs, DLTensor* x,
+                           DLTensor* y, DLTensor* mask) {
+    return guard([&] { box(self).obj->batch(split, seed, index, bs, *x, *y, mask); });
+  }
+  static const void* iface() {
+    static const ssm_task_iface t = [] {
+      ssm_task_iface f{};
+      f.struct_size = sizeof(f);
+      f.create = create;
+      f.destroy = destroy;
+      f.info = info;
+      f.run_defaults = run_defaults;
+      f.batch = batch;
+      return f;
+    }();
+    return &t;
+  }
+  static constexpr ssm_kind kind = SSM_KIND_TASK;
+  static constexpr const char* iface_id = SSM_IFACE_TASK;
+};
+
+// Builds the library's one descriptor from the class's static options() and
+// optional static aliases().
+template <class Adapter, class C>
+const ssm_plugin_desc* describe(const char* id, const char* version, const char* description) {
+  struct Storage {
+    std::vector<Option> options;
+    std::vector<ssm_option_desc> option_descs;
+    std::vector<std::string> alias_strings;
+    std::vector<const char*> aliases;
+    ssm_plugin_desc desc{};
+  };
+  static const Storage* storage = [&] {
+    auto* s = new Storage();  // lives as long as the library
+    s->options = C::options();
+    for (const Option& o : s->options)
+      s->option_descs.push_back({sizeof(ssm_option_desc), o.name.c_str(), o.type,
+                                 o.required ? nullptr : o.default_value.c_str(), o.help.c_str()});
+    s->alias_strings = aliases_of<C>::get();
+    for (const std::string& a : s->alias_strings) s->aliases.push_back(a.c_str());
+    s->aliases.push_back(nullptr);
+    ssm_plugin_desc& d = s->desc;
+    d.struct_size = sizeof(d);
+    d.abi_major = SSM_ABI_MAJOR;
+    d.abi_minor = SSM_ABI_MINOR;
+    d.kind = Adapter::kind;
+    d.id = id;
+    d.version = version;
+    d.description = description;
+    d.aliases = s->aliases.data();
+    d.options = s->option_descs.data();
+    d.n_options = static_cast<uint32_t>(s->option_descs.size());
+    d.init = [](const ssm_host* host, const char*) -> ssm_status* {
+      host_slot() = host;
+      return nullptr;
+    };
+    d.deinit = [] {};
+    d.get_iface = [](const char* iface_id) -> const void* {
+      return std::strcmp(iface_id, Adapter::iface_id) == 0 ? Adapter::iface() : nullptr;
+    };
+    return s;
+  }();
+  return &storage->desc;
+}
+
+}  // namespace detail
+}  // namespace ssm
+
+// One macro per kind; each defines the library's only exported symbol.
+#define SSM_DEFINE_PLUGIN_(ADAPTER, CLASS, ID, VERSION, DESCRIPTION)                           \
+  extern "C" SSM_EXPORT const ssm_plugin_desc* ssm_plugin_entry(void) {                        \
+    return ::ssm::detail::describe<ADAPTER<CLASS>, CLASS>(ID, VERSION, DESCRIPTION);           \
+  }
+
+#define SSM_PLUGIN_LAYER(CLASS, ID, VERSION, DESCRIPTION) \
+  SSM_DEFINE_PLUGIN_(::ssm::detail::LayerAdapter, CLASS, ID, VERSION, DESCRIPTION)
+#define SSM_PLUGIN_DISC(CLASS, ID, VERSION, DESCRIPTION) \
+  SSM_DEFINE_PLUGIN_(::ssm::detail::DiscAdapter, CLASS, ID, VERSION, DESCRIPTION)
+#define SSM_PLUGIN_DATASET(CLASS, ID, VERSION, DESCRIPTION) \
+  SSM_DEFINE_PLUGIN_(::ssm::detail::DatasetAdapter, CLASS, ID, VERSION, DESCRIPTION)
+#define SSM_PLUGIN_TASK(CLASS, ID, VERSION, DESCRIPTION) \
+  SSM_DEFINE_PLUGIN_(::ssm::detail::TaskAdapter, CLASS, ID, VERSION, DESCRIPTION)
+
+#endif  // SSM_SDK_HPP
