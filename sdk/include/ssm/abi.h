@@ -217,7 +217,7 @@ typedef struct ssm_param_desc {
   int32_t ndim;
   int64_t shape[4];
   uint32_t flags;   /* SSM_PARAM_* */
-  double lr;        /* > 0: this parameter's learning rate; 0: the run's */
+  double lr_max;    /* > 0: cap, lr = min(run lr, lr_max); 0: the run's lr */
   double weight_decay; /* >= 0: its weight decay; < 0: the run's */
 } ssm_param_desc;
 

@@ -332,7 +332,7 @@ struct ParamSpec {
   std::string name;
   std::vector<int64_t> shape;
   uint32_t flags = 0;
-  double lr = 0;              // > 0: own learning rate
+  double lr_max = 0;          // > 0: lr = min(run lr, lr_max)
   double weight_decay = -1;   // >= 0: own weight decay
 };
 
@@ -542,7 +542,7 @@ struct LayerAdapter {
       d.ndim = static_cast<int32_t>(s.shape.size());
       for (size_t k = 0; k < s.shape.size(); ++k) d.shape[k] = s.shape[k];
       d.flags = s.flags;
-      d.lr = s.lr;
+      d.lr_max = s.lr_max;
       d.weight_decay = s.weight_decay;
       std::memcpy(out, &d, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(d), sizeof(d)));
     });

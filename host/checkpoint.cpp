@@ -1,0 +1,253 @@
+#include "checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "error.hpp"
+#include "h5util.hpp"
+
+namespace ssmhost {
+
+namespace {
+
+// File layout (docs/runlog.md, "Checkpoint files").
+const char* const kFormatAttr = "ssmhost_checkpoint";
+const char* const kNamesDataset = "array_names";  // the arrays' names, in order
+const char* const kArraysGroup = "arrays";        // arrays/<name> per array
+
+std::string where_of(const std::string& path) { return "checkpoint '" + path + "'"; }
+
+// Removes the temporary file unless the save got as far as the rename.
+class TempFile {
+ public:
+  explicit TempFile(std::string path) : path_(std::move(path)) {}
+  ~TempFile() {
+    if (!committed_) std::remove(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+  void commit() { committed_ = true; }
+
+ private:
+  std::string path_;
+  bool committed_ = false;
+};
+
+// HDF5 names: components separated by '/', none empty or ".".
+void check_array_name(const std::string& name, const std::string& where) {
+  bool ok = !name.empty() && name.front() != '/' && name.back() != '/' && name.find("//") == std::string::npos;
+  size_t start = 0;
+  while (ok && start <= name.size()) {
+    size_t end = name.find('/', start);
+    if (end == std::string::npos) end = name.size();
+    std::string part = name.substr(start, end - start);
+    ok = part != "." && part != "..";
+    start = end + 1;
+  }
+  if (!ok) throw Error(where + ": array name '" + name + "' is not valid (use a/b/c with non-empty parts)");
+}
+
+void check_array(const NamedArray& array, const std::string& where) {
+  check_array_name(array.name, where);
+  uint64_t count = 1;
+  for (int64_t dim : array.shape) {
+    if (dim < 0) throw Error(where + ": array '" + array.name + "' has a negative dimension");
+    count *= static_cast<uint64_t>(dim);
+  }
+  if (count != array.data.size())
+    throw Error(where + ": array '" + array.name + "' has " + std::to_string(array.data.size()) +
+                " values but its shape holds " + std::to_string(count));
+}
+
+h5::Handle dataspace_for(const std::vector<int64_t>& shape, const std::string& where) {
+  if (shape.empty()) return h5::check_id(H5Screate(H5S_SCALAR), H5Sclose, where, "cannot create a dataspace");
+  std::vector<hsize_t> dims(shape.begin(), shape.end());
+  return h5::check_id(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose, where,
+                      "cannot create a dataspace");
+}
+
+h5::Handle vlen_string_type(const std::string& where) {
+  h5::Handle type = h5::check_id(H5Tcopy(H5T_C_S1), H5Tclose, where, "cannot create a string type");
+  h5::check_status(H5Tset_size(type.get(), H5T_VARIABLE), where, "cannot create a string type");
+  h5::check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), where, "cannot create a string type");
+  return type;
+}
+
+void write_names(hid_t file, const std::vector<NamedArray>& arrays, const std::string& where) {
+  std::vector<const char*> names;
+  for (const auto& array : arrays) names.push_back(array.name.c_str());
+  h5::Handle type = vlen_string_type(where);
+  h5::Handle space = dataspace_for({static_cast<int64_t>(names.size())}, where);
+  h5::Handle dataset = h5::check_id(
+      H5Dcreate2(file, kNamesDataset, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+      where, "cannot create dataset '" + std::string(kNamesDataset) + "'");
+  if (!names.empty())
+    h5::check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data()), where,
+                     "cannot write dataset '" + std::string(kNamesDataset) + "'");
+}
+
+std::vector<std::string> read_names(hid_t file, const std::string& where) {
+  const std::string what = "cannot read dataset '" + std::string(kNamesDataset) + "'";
+  if (!h5::has_link(file, kNamesDataset)) throw Error(where + ": damaged checkpoint (no '" + kNamesDataset + "')");
+  h5::Handle dataset = h5::check_id(H5Dopen2(file, kNamesDataset, H5P_DEFAULT), H5Dclose, where, what);
+  h5::Handle space = h5::check_id(H5Dget_space(dataset.get()), H5Sclose, where, what);
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(where + ": damaged checkpoint ('" +
+                                                                std::string(kNamesDataset) + "' is not 1-D)");
+  hsize_t count = 0;
+  h5::check_status(H5Sget_simple_extent_dims(space.get(), &count, nullptr), where, what);
+  std::vector<char*> raw(count, nullptr);
+  if (count == 0) return {};
+  h5::Handle type = vlen_string_type(where);
+  h5::check_status(H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), where, what);
+  std::vector<std::string> names;
+  for (char* name : raw) names.push_back(name != nullptr ? name : "");
+  H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, raw.data());
+  return names;
+}
+
+void write_array(hid_t arrays_group, hid_t lcpl, const NamedArray& array, const std::string& where) {
+  const std::string what = "cannot write array '" + array.name + "'";
+  h5::Handle space = dataspace_for(array.shape, where);
+  h5::Handle dataset = h5::check_id(
+      H5Dcreate2(arrays_group, array.name.c_str(), H5T_IEEE_F32LE, space.get(), lcpl, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose, where, what);
+  if (!array.data.empty())
+    h5::check_status(
+        H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.data.data()), where, what);
+}
+
+NamedArray read_array(hid_t arrays_group, const std::string& name, const std::string& where) {
+  const std::string what = "cannot read array '" + name + "'";
+  if (H5Lexists(arrays_group, name.c_str(), H5P_DEFAULT) <= 0)
+    throw Error(where + ": damaged checkpoint (array '" + name + "' is listed but missing)");
+  h5::Handle dataset = h5::check_id(H5Dopen2(arrays_group, name.c_str(), H5P_DEFAULT), H5Dclose, where, what);
+  h5::Handle type = h5::check_id(H5Dget_type(dataset.get()), H5Tclose, where, what);
+  if (H5Tget_class(type.get()) != H5T_FLOAT) throw Error(where + ": array '" + name + "' is not floating point");
+  h5::Handle space = h5::check_id(H5Dget_space(dataset.get()), H5Sclose, where, what);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) h5::fail(where, what);
+  std::vector<hsize_t> dims(rank);
+  if (rank > 0) h5::check_status(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr), where, what);
+
+  NamedArray array;
+  array.name = name;
+  size_t count = 1;
+  for (hsize_t dim : dims) {
+    array.shape.push_back(static_cast<int64_t>(dim));
+    count *= dim;
+  }
+  array.data.resize(count);
+  if (count > 0)
+    h5::check_status(
+        H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.data.data()), where, what);
+  return array;
+}
+
+// Puts the file's bytes on disk before the rename makes it the checkpoint;
+// otherwise a power cut right after the rename could leave an empty file.
+void sync_file(const std::string& path, const std::string& where) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    std::string reason = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw Error(where + ": cannot sync '" + path + "' to disk: " + reason);
+  }
+  ::close(fd);
+}
+
+// Makes the rename itself durable. Best effort: some file systems refuse it.
+void sync_directory_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void write_checkpoint_file(const std::string& file_path, const CheckpointData& data, const std::string& where) {
+  h5::Handle fapl = h5::file_access(H5F_LIBVER_V18, H5F_LIBVER_LATEST, where);
+  // Strong close: H5Fclose closes everything, so the file is complete on return.
+  h5::check_status(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), where, "cannot set file close degree");
+  h5::Handle file = h5::check_id(H5Fcreate(file_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose,
+                                 where, "cannot create temporary file '" + file_path + "'");
+  hid_t root = file.get();
+  h5::set_attr_int64(root, kFormatAttr, kCheckpointFormat, where);
+  h5::set_attr_int64(root, "step", data.step, where);
+  h5::set_attr_int64(root, "epoch", data.epoch, where);
+  h5::set_attr_uint64(root, "seed", data.seed, where);
+  h5::set_attr_uint64(root, "data_index", data.data_index, where);
+  {
+    h5::Handle config = h5::create_group(root, "config", where);
+    for (const auto& [name, value] : data.config) h5::set_attr_string(config.get(), name, value, where);
+  }
+  write_names(root, data.arrays, where);
+  {
+    h5::Handle arrays = h5::create_group(root, kArraysGroup, where);
+    h5::Handle lcpl = h5::check_id(H5Pcreate(H5P_LINK_CREATE), H5Pclose, where, "cannot create link properties");
+    // "param/3/log_dt" creates the groups param and param/3 on the way.
+    h5::check_status(H5Pset_create_intermediate_group(lcpl.get(), 1), where, "cannot set link properties");
+    for (const auto& array : data.arrays) write_array(arrays.get(), lcpl.get(), array, where);
+  }
+  h5::check_status(H5Fflush(root, H5F_SCOPE_LOCAL), where, "cannot flush temporary file '" + file_path + "'");
+  h5::check_status(file.close(), where, "cannot close temporary file '" + file_path + "'");
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const CheckpointData& data) {
+  h5::SilenceErrors quiet;
+  const std::string where = where_of(path);
+  for (const auto& array : data.arrays) check_array(array, where);
+
+  TempFile temp(path + ".tmp-" + std::to_string(::getpid()));
+  write_checkpoint_file(temp.path(), data, where);
+  sync_file(temp.path(), where);
+  if (std::rename(temp.path().c_str(), path.c_str()) != 0)
+    throw Error(where + ": cannot rename '" + temp.path() + "' over it: " + std::strerror(errno));
+  temp.commit();
+  sync_directory_of(path);
+}
+
+CheckpointData load_checkpoint(const std::string& path) {
+  h5::SilenceErrors quiet;
+  const std::string where = where_of(path);
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) throw Error(where + ": no such file");
+  if (S_ISDIR(info.st_mode)) throw Error(where + ": is a directory, not a checkpoint file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(where + ": not an HDF5 file (or damaged beyond recognition)");
+
+  h5::Handle file = h5::check_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, where,
+                                 "cannot open the file (truncated or damaged?)");
+  hid_t root = file.get();
+  if (!h5::has_attr(root, kFormatAttr))
+    throw Error(where + ": an HDF5 file but not an ssmhost checkpoint (no '" + kFormatAttr + "' attribute)");
+  int64_t format = h5::get_attr_int64(root, kFormatAttr, where);
+  if (format != kCheckpointFormat)
+    throw Error(where + ": checkpoint format " + std::to_string(format) + " is not supported (this ssmhost reads " +
+                std::to_string(kCheckpointFormat) + ")");
+
+  CheckpointData data;
+  data.step = h5::get_attr_int64(root, "step", where);
+  data.epoch = h5::get_attr_int64(root, "epoch", where);
+  data.seed = h5::get_attr_uint64(root, "seed", where);
+  data.data_index = h5::get_attr_uint64(root, "data_index", where);
+  {
+    h5::Handle config = h5::open_group(root, "config", where);
+    for (const auto& name : h5::attr_names(config.get(), where))
+      data.config[name] = h5::get_attr_string(config.get(), name, where);
+  }
+  std::vector<std::string> names = read_names(root, where);
+  h5::Handle arrays = h5::open_group(root, kArraysGroup, where);
+  for (const auto& name : names) data.arrays.push_back(read_array(arrays.get(), name, where));
+  return data;
+}
+
+}  // namespace ssmhost

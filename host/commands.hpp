@@ -1,0 +1,28 @@
+// The subcommands' entry points and what they share.
+#pragma once
+
+#include <boost/program_options/variables_map.hpp>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+
+namespace ssmhost {
+
+class Registry;
+
+// A mistake in the command line itself (exit status 2, not 1).
+struct UsageError : Error {
+  using Error::Error;
+};
+
+// Adds --plugin-path entries, then the default search path, loads every
+// plugin and prints load issues as warnings.
+void load_registry(Registry& reg, const boost::program_options::variables_map& vm);
+
+int run_train(const std::vector<std::string>& args);
+std::string train_help();
+int run_report(const std::vector<std::string>& args);
+std::string report_help();
+
+}  // namespace ssmhost

@@ -1,0 +1,41 @@
+// Private helpers of the CPU kernels (not installed): deterministic reductions
+// over rows and the size below which OpenMP is not worth starting.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace ssm::kernels::detail {
+
+// Elementwise work below this many elements runs on one thread.
+constexpr int64_t kParallelMin = 1 << 15;
+
+// Rows per chunk of a column reduction. Fixed, so that the summation order (and
+// therefore every bit of the result) does not depend on the thread count.
+constexpr int64_t kReduceChunk = 256;
+
+// Column sums over rows, reproducible bit for bit for any thread count.
+//
+// The rows are cut into chunks of kReduceChunk; `add_rows(r0, r1, partial)`
+// adds rows [r0, r1) into `partial` (width doubles, zeroed) and may also write
+// per-row outputs; chunks run in parallel and their partials are summed in
+// chunk order. Returns the width column totals.
+template <typename AddRows>
+std::vector<double> reduce_rows(int64_t rows, int64_t width, AddRows add_rows) {
+  const int64_t chunks = (rows + kReduceChunk - 1) / kReduceChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks * width), 0.0);
+#pragma omp parallel for schedule(static) if (rows * width >= kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t r0 = c * kReduceChunk;
+    add_rows(r0, std::min(rows, r0 + kReduceChunk), partial.data() + c * width);
+  }
+  std::vector<double> total(static_cast<size_t>(width), 0.0);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const double* p = partial.data() + c * width;
+    for (int64_t j = 0; j < width; ++j) total[j] += p[j];
+  }
+  return total;
+}
+
+}  // namespace ssm::kernels::detail
