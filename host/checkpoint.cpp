@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "error.hpp"
 #include "h5util.hpp"
@@ -63,6 +64,19 @@ void check_array(const NamedArray& array, const std::string& where) {
   if (count != array.data.size())
     throw Error(where + ": array '" + array.name + "' has " + std::to_string(array.data.size()) +
                 " values but its shape holds " + std::to_string(count));
+}
+
+// Each name is a dataset, so no name may repeat or be a group on the way to
+// another ("a/b" and "a/b/c"). Checked here because HDF5's own error for it
+// is cryptic ("message type not found").
+void check_names_distinct(const std::vector<NamedArray>& arrays, const std::string& where) {
+  std::set<std::string> names;
+  for (const auto& array : arrays)
+    if (!names.insert(array.name).second) throw Error(where + ": array name '" + array.name + "' is given twice");
+  for (const auto& name : names)
+    for (size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', slash + 1))
+      if (names.count(name.substr(0, slash)) != 0)
+        throw Error(where + ": array '" + name + "' would be inside array '" + name.substr(0, slash) + "'");
 }
 
 h5::Handle dataspace_for(const std::vector<int64_t>& shape, const std::string& where) {
@@ -206,6 +220,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
   h5::SilenceErrors quiet;
   const std::string where = where_of(path);
   for (const auto& array : data.arrays) check_array(array, where);
+  check_names_distinct(data.arrays, where);
 
   TempFile temp(path + ".tmp-" + std::to_string(::getpid()));
   write_checkpoint_file(temp.path(), data, where);

@@ -224,6 +224,7 @@ const std::vector<Subcommand>& subcommands() {
       {"list", "list the plugins found (--format tsv for tools)", run_list, list_help},
       {"info", "describe one plugin and all of its options", run_info, info_help},
       {"report", "print a run log's configuration and summary", run_report, report_help},
+      {"validate", "check a plugin: create it, run it, check its gradients", run_validate, validate_help},
       {"help", "help on a subcommand", run_help, help_help},
   };
   return all;
@@ -267,7 +268,7 @@ int cli_main(int argc, char** argv) {
         if (a == "--help" || a == "-h") return run_help({});
       return run_train(args);
     }
-    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, help " +
+    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, validate, help " +
                      "(`ssmhost --help` explains them)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ssmhost: error: %s\n", e.what());

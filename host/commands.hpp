@@ -24,5 +24,7 @@ int run_train(const std::vector<std::string>& args);
 std::string train_help();
 int run_report(const std::vector<std::string>& args);
 std::string report_help();
+int run_validate(const std::vector<std::string>& args);
+std::string validate_help();
 
 }  // namespace ssmhost

@@ -70,7 +70,7 @@ class PluginObject {
   virtual ~PluginObject();
   PluginObject(const PluginObject&) = delete;
   PluginObject& operator=(const PluginObject&) = delete;
-  const PluginInfo& info() const { return *info_; }
+  const PluginInfo& plugin() const { return *info_; }
   void* instance() const { return instance_; }
   const void* iface() const { return iface_; }
 

@@ -14,6 +14,7 @@ Run with Debian's interpreter, which has torch: /usr/bin/python3 s4d_torch.py --
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -219,6 +220,8 @@ def bench(args):
           f'B={args.batch} L={args.seq_len} H={args.d_model} layers={args.n_layers} '
           f'N={args.d_state}', flush=True)
 
+    # the box is shared: record load so a noisy measurement can be recognised later
+    load_before = os.getloadavg()[0]
     times = []
     for i in range(total):
         t0 = time.perf_counter()
@@ -234,12 +237,15 @@ def bench(args):
             times.append(dt)
 
     med = statistics.median(times)
-    print(f'median step: {med:.3f} s over {len(times)} steps')
+    load_after = os.getloadavg()[0]
+    print(f'median step: {med:.3f} s over {len(times)} steps '
+          f'(1-min load avg {load_before:.2f} before, {load_after:.2f} after)')
     if args.json:
         out = {'impl': 'pytorch', 'torch_version': torch.__version__, 'threads': args.threads,
                'batch': args.batch, 'seq_len': args.seq_len, 'd_model': args.d_model,
                'n_layers': args.n_layers, 'd_state': args.d_state,
-               'step_s_median': med, 'step_s': times}
+               'step_s_median': med, 'step_s': times,
+               'loadavg_1min_before': load_before, 'loadavg_1min_after': load_after}
         with open(args.json, 'w') as fh:
             json.dump(out, fh, indent=2)
             fh.write('\n')

@@ -6,9 +6,10 @@
 # compiled only when the CUDA language is enabled in the calling project.
 include_guard(GLOBAL)
 
-set(_SSM_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_LIST_DIR}/ssm_plugin.map")
-
 function(ssm_add_plugin name)
+  # Found beside this file, from inside the function: a variable set at
+  # include time is not visible in sibling directories of the includer.
+  set(_SSM_PLUGIN_VERSION_SCRIPT "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/ssm_plugin.map")
   cmake_parse_arguments(ARG "" "" "SOURCES;CUDA_SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "ssm_add_plugin(${name}): SOURCES is required")

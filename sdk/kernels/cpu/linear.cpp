@@ -45,7 +45,7 @@ void linear_backward(const T* x, const T* W, const T* dy, T* dx, T* dW, T* db, i
   MutMap<T> dWm(dW, out, in);
   dWm.noalias() += dY.transpose() * X;
   if (!db) return;
-  const std::vector<double> sums = detail::reduce_rows(rows, out, [&](int64_t r0, int64_t r1, double* acc) {
+  const std::vector<double> sums = detail::reduce_rows(rows, out, out, [&](int64_t r0, int64_t r1, double* acc) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* g = dy + r * out;
       for (int64_t o = 0; o < out; ++o) acc[o] += g[o];

@@ -44,7 +44,7 @@ T cross_entropy(const T* logits, const int32_t* target, const T* weight, int64_t
     return T(0);
   }
   // acc[0]: sum w * nll; acc[1]: number of correct weighted rows.
-  const std::vector<double> sums = detail::reduce_rows(rows, 2, [&](int64_t r0, int64_t r1, double* acc) {
+  const std::vector<double> sums = detail::reduce_rows(rows, 2, classes, [&](int64_t r0, int64_t r1, double* acc) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* z = logits + r * classes;
       T* dz = dlogits ? dlogits + r * classes : nullptr;
@@ -83,7 +83,7 @@ T mse(const T* pred, const T* target, const T* weight, int64_t rows, int64_t dim
     return T(0);
   }
   const double denom = wsum * static_cast<double>(dim);
-  const std::vector<double> sums = detail::reduce_rows(rows, 1, [&](int64_t r0, int64_t r1, double* acc) {
+  const std::vector<double> sums = detail::reduce_rows(rows, 1, dim, [&](int64_t r0, int64_t r1, double* acc) {
     for (int64_t r = r0; r < r1; ++r) {
       const double w = weight ? static_cast<double>(weight[r]) : 1.0;
       const T* p = pred + r * dim;

@@ -35,7 +35,7 @@ template <typename T>
 void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy, T* dx, T* dgamma,
                         T* dbeta, int64_t rows, int64_t dim) {
   // partial[0, dim): sum dy * xhat (dgamma); partial[dim, 2 dim): sum dy (dbeta).
-  const std::vector<double> sums = detail::reduce_rows(rows, 2 * dim, [&](int64_t r0, int64_t r1, double* acc) {
+  const std::vector<double> sums = detail::reduce_rows(rows, 2 * dim, dim, [&](int64_t r0, int64_t r1, double* acc) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * dim;
       const T* gr = dy + r * dim;
@@ -86,7 +86,7 @@ void rmsnorm_backward(const T* x, const T* gamma, const T* rstd, const T* dy, T*
                       int64_t dim) {
   // With no dgamma the reduction has width 0 and only writes dx.
   const int64_t width = dgamma ? dim : 0;
-  const std::vector<double> sums = detail::reduce_rows(rows, width, [&](int64_t r0, int64_t r1, double* acc) {
+  const std::vector<double> sums = detail::reduce_rows(rows, width, dim, [&](int64_t r0, int64_t r1, double* acc) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * dim;
       const T* gr = dy + r * dim;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <string>
-#include <vector>
 
 #include "reduce.hpp"
 #include "ssm/sdk.hpp"
@@ -19,19 +18,21 @@ void check_m(int64_t L, int64_t M) {
 
 template <typename T>
 void mean_pool_forward(const T* x, T* y, int64_t B, int64_t L, int64_t H) {
-#pragma omp parallel if (B * L * H >= detail::kParallelMin)
-  {
-    std::vector<double> sum(static_cast<size_t>(H));  // one per thread: sums in order of l
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      std::fill(sum.begin(), sum.end(), 0.0);
+  // Work items are (batch, block of channels), so one long sequence still
+  // spreads over the threads; each channel sums over l in order.
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (H + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static) if (B * L * H >= detail::kParallelMin)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t h0 = blk * kBlock, n = std::min(kBlock, H - h0);
+      double sum[kBlock] = {};
       for (int64_t l = 0; l < L; ++l) {
-        const T* xl = x + (b * L + l) * H;
-        for (int64_t h = 0; h < H; ++h) sum[h] += xl[h];
+        const T* xl = x + (b * L + l) * H + h0;
+        for (int64_t h = 0; h < n; ++h) sum[h] += xl[h];
       }
-      for (int64_t h = 0; h < H; ++h) y[b * H + h] = static_cast<T>(sum[h] / static_cast<double>(L));
+      for (int64_t h = 0; h < n; ++h) y[b * H + h0 + h] = static_cast<T>(sum[h] / static_cast<double>(L));
     }
-  }
 }
 
 template <typename T>

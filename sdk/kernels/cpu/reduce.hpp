@@ -20,12 +20,13 @@ constexpr int64_t kReduceChunk = 256;
 // The rows are cut into chunks of kReduceChunk; `add_rows(r0, r1, partial)`
 // adds rows [r0, r1) into `partial` (width doubles, zeroed) and may also write
 // per-row outputs; chunks run in parallel and their partials are summed in
-// chunk order. Returns the width column totals.
+// chunk order. `row_cost` (values touched per row) decides whether threads
+// pay. Returns the width column totals.
 template <typename AddRows>
-std::vector<double> reduce_rows(int64_t rows, int64_t width, AddRows add_rows) {
+std::vector<double> reduce_rows(int64_t rows, int64_t width, int64_t row_cost, AddRows add_rows) {
   const int64_t chunks = (rows + kReduceChunk - 1) / kReduceChunk;
   std::vector<double> partial(static_cast<size_t>(chunks * width), 0.0);
-#pragma omp parallel for schedule(static) if (rows * width >= kParallelMin)
+#pragma omp parallel for schedule(static) if (rows * row_cost >= kParallelMin)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t r0 = c * kReduceChunk;
     add_rows(r0, std::min(rows, r0 + kReduceChunk), partial.data() + c * width);

@@ -1,0 +1,100 @@
+// GELU, SiLU, GLU: forward against the formulas, backward against finite differences.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "ssm/kernels/activation.hpp"
+
+using namespace ssm::kernels;
+using ssm_test::check_gradient;
+using ssm_test::dot;
+using ssm_test::random_vector;
+
+TEST_CASE("gelu is the exact erf GELU", "[activation]") {
+  auto x = random_vector(200, 1, 5.0);
+  std::vector<double> y(x.size());
+  gelu_forward(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i)
+    REQUIRE(y[i] == Approx(0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0)))).margin(1e-15));
+  // torch.nn.GELU()(torch.tensor([1., -2.], dtype=torch.float64))
+  double v[2] = {1.0, -2.0}, out[2];
+  gelu_forward(v, out, 2);
+  CHECK(out[0] == Approx(0.8413447460685429).epsilon(1e-14));
+  CHECK(out[1] == Approx(-0.04550026389635842).epsilon(1e-13));
+  // The tanh approximation differs from this at 1e-4: make sure it is not what we compute.
+  CHECK(std::abs(out[0] - 0.5 * (1 + std::tanh(std::sqrt(2 / 3.141592653589793) * (1 + 0.044715)))) > 1e-5);
+}
+
+TEST_CASE("silu and glu forward match their formulas", "[activation]") {
+  const int64_t rows = 6, dim = 5;
+  auto x = random_vector(rows * 2 * dim, 2, 4.0);
+  std::vector<double> s(x.size()), g(rows * dim);
+  silu_forward(x.data(), s.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) REQUIRE(s[i] == Approx(x[i] / (1 + std::exp(-x[i]))).margin(1e-15));
+  glu_forward(x.data(), g.data(), rows, dim);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < dim; ++i) {
+      const double a = x[r * 2 * dim + i], b = x[r * 2 * dim + dim + i];
+      REQUIRE(g[r * dim + i] == Approx(a / (1 + std::exp(-b))).margin(1e-15));
+    }
+}
+
+TEST_CASE("activations stay finite at extreme inputs", "[activation]") {
+  std::vector<float> x = {-1000.f, -90.f, 90.f, 1000.f}, y(4), dx(4), dy(4, 1.f);
+  silu_forward(x.data(), y.data(), 4);
+  silu_backward(x.data(), dy.data(), dx.data(), 4);
+  for (int i = 0; i < 4; ++i) REQUIRE((std::isfinite(y[i]) && std::isfinite(dx[i])));
+  CHECK(y[3] == 1000.f);
+  CHECK(dx[3] == 1.f);
+  CHECK(dx[0] == 0.f);
+  gelu_forward(x.data(), y.data(), 4);
+  gelu_backward(x.data(), dy.data(), dx.data(), 4);
+  for (int i = 0; i < 4; ++i) REQUIRE((std::isfinite(y[i]) && std::isfinite(dx[i])));
+  CHECK(y[0] == 0.f);
+  CHECK(dx[3] == 1.f);
+}
+
+TEST_CASE("activation backward matches finite differences", "[activation]") {
+  const int64_t rows = 7, dim = 6, n = rows * 2 * dim;
+  auto x = random_vector(n, 3, 4.0), probe = random_vector(n, 4), probe_glu = random_vector(rows * dim, 5);
+  std::vector<double> y(n), yg(rows * dim), dx(n);
+
+  auto gelu_loss = [&] {
+    gelu_forward(x.data(), y.data(), n);
+    return dot(y, probe);
+  };
+  gelu_backward(x.data(), probe.data(), dx.data(), n);
+  check_gradient("gelu dx", x, dx, gelu_loss);
+
+  auto silu_loss = [&] {
+    silu_forward(x.data(), y.data(), n);
+    return dot(y, probe);
+  };
+  silu_backward(x.data(), probe.data(), dx.data(), n);
+  check_gradient("silu dx", x, dx, silu_loss);
+
+  auto glu_loss = [&] {
+    glu_forward(x.data(), yg.data(), rows, dim);
+    return dot(yg, probe_glu);
+  };
+  glu_backward(x.data(), probe_glu.data(), dx.data(), rows, dim);
+  check_gradient("glu dx", x, dx, glu_loss);
+}
+
+TEST_CASE("float activations agree with double on the parallel path", "[activation]") {
+  const int64_t n = 100000;  // above the OpenMP threshold
+  auto xd = random_vector(n, 6, 6.0);
+  std::vector<float> x(xd.begin(), xd.end()), y(n), dx(n), dy(n, 1.f);
+  std::vector<double> yd(n), dxd(n), dyd(n, 1.0);
+  gelu_forward(x.data(), y.data(), n);
+  gelu_backward(x.data(), dy.data(), dx.data(), n);
+  std::vector<double> xr(x.begin(), x.end());  // the float inputs, exactly
+  gelu_forward(xr.data(), yd.data(), n);
+  gelu_backward(xr.data(), dyd.data(), dxd.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    REQUIRE(y[i] == Approx(yd[i]).margin(1e-5));
+    REQUIRE(dx[i] == Approx(dxd[i]).margin(1e-5));
+  }
+}

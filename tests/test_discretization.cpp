@@ -1,0 +1,249 @@
+// The zoh and bilinear discretization plugins: closed forms at sample points
+// (including small |z| and z = 0), derivatives against finite differences,
+// both complex dtypes, nullable outputs and error messages.
+#include <catch2/catch.hpp>
+
+#include <ssm/sdk.hpp>
+
+#include <complex>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "registry.hpp"
+
+namespace {
+
+using cd = std::complex<double>;
+using cld = std::complex<long double>;
+
+ssmhost::Registry& registry() {
+  static ssmhost::Registry reg;
+  static const bool loaded = [] {
+    reg.add_path(SSM_TEST_PLUGIN_DIR);
+    reg.load();
+    return true;
+  }();
+  (void)loaded;
+  return reg;
+}
+
+struct Outputs {
+  std::vector<cd> a, beta, da, dbeta;
+};
+
+// Evaluates a discretization on complex128 points through the plugin ABI.
+Outputs eval128(const ssmhost::DiscObject& disc, std::vector<cd> z) {
+  const int64_t n = static_cast<int64_t>(z.size());
+  Outputs o{std::vector<cd>(z.size()), std::vector<cd>(z.size()), std::vector<cd>(z.size()),
+            std::vector<cd>(z.size())};
+  ssm::View vz(z.data(), {n}), va(o.a.data(), {n}), vb(o.beta.data(), {n}), vda(o.da.data(), {n}),
+      vdb(o.dbeta.data(), {n});
+  ssm_ctx ctx = ssmhost::make_ctx(false, 1, 0, 0);
+  disc.eval(&ctx, vz.get(), va.get(), vb.get(), vda.get(), vdb.get());
+  return o;
+}
+
+// The same on complex64 (inputs rounded to float), widened back to double.
+Outputs eval64(const ssmhost::DiscObject& disc, const std::vector<cd>& z) {
+  const int64_t n = static_cast<int64_t>(z.size());
+  using cf = std::complex<float>;
+  std::vector<cf> zf(z.begin(), z.end()), a(z.size()), beta(z.size()), da(z.size()), dbeta(z.size());
+  ssm::View vz(zf.data(), {n}), va(a.data(), {n}), vb(beta.data(), {n}), vda(da.data(), {n}),
+      vdb(dbeta.data(), {n});
+  ssm_ctx ctx = ssmhost::make_ctx(false, 1, 0, 0);
+  disc.eval(&ctx, vz.get(), va.get(), vb.get(), vda.get(), vdb.get());
+  auto widen = [](const std::vector<cf>& v) { return std::vector<cd>(v.begin(), v.end()); };
+  return {widen(a), widen(beta), widen(da), widen(dbeta)};
+}
+
+// Reference ZOH in long double: Taylor series of phi and phi' near 0 (no
+// cancellation at all), the closed forms elsewhere.
+cld ref_phi(cld z) {
+  if (std::abs(z) > 1) return (std::exp(z) - 1.0L) / z;
+  cld sum = 0, term = 1;  // term = z^k / (k+1)!
+  for (int k = 0; k < 30; ++k) {
+    sum += term;
+    term *= z / static_cast<long double>(k + 2);
+  }
+  return sum;
+}
+cld ref_dphi(cld z) {
+  if (std::abs(z) > 1) return (std::exp(z) - ref_phi(z)) / z;
+  cld sum = 0, power = 1;  // sum_k (k+1) z^k / (k+2)!
+  long double fact = 2;    // (k+2)!
+  for (int k = 0; k < 30; ++k) {
+    sum += static_cast<long double>(k + 1) * power / fact;
+    power *= z;
+    fact *= static_cast<long double>(k + 3);
+  }
+  return sum;
+}
+
+// Relative to |want| (or 1 when |want| < 1): an accuracy bound that stays meaningful at 0.
+void check_close(const std::string& what, cd got, cld want, double tol) {
+  const double want_d_re = static_cast<double>(want.real()), want_d_im = static_cast<double>(want.imag());
+  const cd w(want_d_re, want_d_im);
+  const double err = std::abs(got - w) / std::max(1.0, std::abs(w));
+  INFO(what << ": got " << got << ", want " << w << ", relative error " << err);
+  CHECK(err <= tol);
+}
+
+// Sample points: stable, oscillating, small (in and just outside the series
+// region), exactly 0, and (for zoh) far in the left half plane.
+const std::vector<cd> kPoints = {{-0.5, 0.0},   {-0.5, 3.14159}, {-0.01, -25.0}, {0.3, 0.7},      {-2.0, 1.0},
+                                 {1e-4, 0.0},   {0.0, 1e-4},     {-3e-4, 5e-4},  {9e-4, -2e-4},   {1.2e-3, 0.0},
+                                 {-6e-4, 9e-4}, {1e-9, -1e-9},   {0.0, 0.0},     {-1e-3, 1e-12},  {-1.5, -0.2}};
+
+// Checks a' and beta' against central differences of a and beta: the loss
+// sum_k Re(conj(p_k) f(z_k)) has d/dRe z_k = Re(conj(p_k) f'(z_k)) and
+// d/dIm z_k = Re(conj(p_k) i f'(z_k)), which together fix f' completely.
+void check_derivatives(const std::string& name, const std::vector<cd>& points) {
+  auto disc = registry().create_disc(name, {});
+  const size_t n = points.size();
+  const std::vector<double> pr = ssm_test::random_vector(n, 7), pi = ssm_test::random_vector(n, 8);
+  std::vector<cd> probe(n);
+  for (size_t k = 0; k < n; ++k) probe[k] = {pr[k], pi[k]};
+
+  std::vector<double> w(2 * n);  // Re z then Im z
+  for (size_t k = 0; k < n; ++k) {
+    w[k] = points[k].real();
+    w[n + k] = points[k].imag();
+  }
+  const Outputs at = eval128(*disc, points);
+
+  for (int which = 0; which < 2; ++which) {  // 0: a, 1: beta
+    const std::vector<cd>& deriv = which == 0 ? at.da : at.dbeta;
+    std::vector<double> analytic(2 * n);
+    for (size_t k = 0; k < n; ++k) {
+      analytic[k] = (std::conj(probe[k]) * deriv[k]).real();
+      analytic[n + k] = (std::conj(probe[k]) * cd(0, 1) * deriv[k]).real();
+    }
+    auto loss = [&] {
+      std::vector<cd> z(n);
+      for (size_t k = 0; k < n; ++k) z[k] = {w[k], w[n + k]};
+      const Outputs o = eval128(*disc, z);
+      const std::vector<cd>& f = which == 0 ? o.a : o.beta;
+      double s = 0;
+      for (size_t k = 0; k < n; ++k) s += (std::conj(probe[k]) * f[k]).real();
+      return s;
+    };
+    ssm_test::check_gradient(name + (which == 0 ? " da" : " dbeta"), w, analytic, loss, 1e-6, 1e-6);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("plugins are found with their suffixes", "[disc]") {
+  auto zoh = registry().create_disc("zoh", {});
+  auto bilinear = registry().create_disc("bilinear", {});
+  CHECK(zoh->suffix() == "z");
+  CHECK(bilinear->suffix() == "b");
+}
+
+TEST_CASE("zoh matches its closed form, including near and at 0", "[disc][zoh]") {
+  auto disc = registry().create_disc("zoh", {});
+  const Outputs o = eval128(*disc, kPoints);
+  const Outputs f = eval64(*disc, kPoints);
+  for (size_t k = 0; k < kPoints.size(); ++k) {
+    const cld z(kPoints[k].real(), kPoints[k].imag());
+    INFO("z = " << kPoints[k]);
+    check_close("a", o.a[k], std::exp(z), 1e-14);
+    check_close("beta", o.beta[k], ref_phi(z), 1e-14);
+    check_close("da", o.da[k], std::exp(z), 1e-14);
+    check_close("dbeta", o.dbeta[k], ref_dphi(z), 1e-12);
+    // complex64: the input is rounded to float first, so compare with the reference at that input.
+    const std::complex<float> zf(kPoints[k]);
+    const cld z32(zf.real(), zf.imag());
+    check_close("a (complex64)", f.a[k], std::exp(z32), 2e-7);
+    check_close("beta (complex64)", f.beta[k], ref_phi(z32), 2e-7);
+    check_close("da (complex64)", f.da[k], std::exp(z32), 2e-7);
+    check_close("dbeta (complex64)", f.dbeta[k], ref_dphi(z32), 2e-7);
+  }
+}
+
+TEST_CASE("zoh at z = 0 is exactly a = 1, phi = 1, phi' = 1/2", "[disc][zoh]") {
+  auto disc = registry().create_disc("zoh", {});
+  const Outputs o = eval128(*disc, {cd(0, 0)});
+  CHECK(o.a[0] == cd(1, 0));
+  CHECK(o.beta[0] == cd(1, 0));
+  CHECK(o.da[0] == cd(1, 0));
+  CHECK(o.dbeta[0] == cd(0.5, 0));
+}
+
+TEST_CASE("zoh stays finite far in the left half plane", "[disc][zoh]") {
+  auto disc = registry().create_disc("zoh", {});
+  const Outputs o = eval128(*disc, {cd(-800, 3), cd(-40, 0)});
+  CHECK(o.a[0] == cd(0, 0));
+  check_close("beta(-800+3i)", o.beta[0], -1.0L / cld(-800, 3), 1e-14);
+  check_close("beta(-40)", o.beta[1], ref_phi(cld(-40, 0)), 1e-14);
+  CHECK(std::isfinite(o.dbeta[0].real()));
+  CHECK(std::isfinite(o.dbeta[0].imag()));
+}
+
+TEST_CASE("bilinear matches its closed form", "[disc][bilinear]") {
+  auto disc = registry().create_disc("bilinear", {});
+  const Outputs o = eval128(*disc, kPoints);
+  const Outputs f = eval64(*disc, kPoints);
+  for (size_t k = 0; k < kPoints.size(); ++k) {
+    INFO("z = " << kPoints[k]);
+    for (int width = 0; width < 2; ++width) {
+      const std::complex<float> zf(kPoints[k]);
+      const cld z = width == 0 ? cld(kPoints[k].real(), kPoints[k].imag()) : cld(zf.real(), zf.imag());
+      const Outputs& got = width == 0 ? o : f;
+      const double tol = width == 0 ? 1e-14 : 2e-7;
+      const cld w = 1.0L - z / 2.0L;
+      check_close("a", got.a[k], (1.0L + z / 2.0L) / w, tol);
+      check_close("beta", got.beta[k], 1.0L / w, tol);
+      check_close("da", got.da[k], 1.0L / (w * w), tol);
+      check_close("dbeta", got.dbeta[k], 0.5L / (w * w), tol);
+    }
+  }
+}
+
+TEST_CASE("derivatives match finite differences", "[disc][grad]") {
+  SECTION("zoh") { check_derivatives("zoh", kPoints); }
+  SECTION("bilinear") { check_derivatives("bilinear", kPoints); }
+}
+
+TEST_CASE("outputs may be null and tensors may have any shape", "[disc]") {
+  for (const char* name : {"zoh", "bilinear"}) {
+    INFO(name);
+    auto disc = registry().create_disc(name, {});
+    std::vector<cd> z = {{-0.5, 1}, {-0.1, 0}, {0, 0}, {-1, -2}, {0.2, 0.1}, {-3, 4}};
+    const Outputs all = eval128(*disc, z);
+    std::vector<cd> beta(z.size());
+    ssm::View vz(z.data(), {2, 3}), vb(beta.data(), {2, 3});
+    ssm_ctx ctx = ssmhost::make_ctx(false, 1, 0, 0);
+    disc->eval(&ctx, vz.get(), nullptr, vb.get(), nullptr, nullptr);
+    CHECK(beta == all.beta);
+    // In place: beta written over z.
+    disc->eval(&ctx, vz.get(), nullptr, vz.get(), nullptr, nullptr);
+    CHECK(z == all.beta);
+  }
+}
+
+TEST_CASE("wrong dtypes and shapes are errors naming the tensor", "[disc][errors]") {
+  ssm_ctx ctx = ssmhost::make_ctx(false, 1, 0, 0);
+  for (const char* name : {"zoh", "bilinear"}) {
+    INFO(name);
+    auto disc = registry().create_disc(name, {});
+    std::vector<double> real_z(4, 0.1);
+    std::vector<cd> z(4, cd(-0.1, 0.2)), out(4);
+    std::vector<std::complex<float>> out32(4);
+    ssm::View vreal(real_z.data(), {4}), vz(z.data(), {4}), vout(out.data(), {4}), vout32(out32.data(), {4}),
+        vshort(out.data(), {3}), v2d(out.data(), {2, 2});
+
+    CHECK_THROWS_WITH(disc->eval(&ctx, vreal.get(), vout.get(), nullptr, nullptr, nullptr),
+                      Catch::Contains("'z'") && Catch::Contains("float64") && Catch::Contains("complex64 or complex128"));
+    CHECK_THROWS_WITH(disc->eval(&ctx, vz.get(), vout32.get(), nullptr, nullptr, nullptr),
+                      Catch::Contains("'a'") && Catch::Contains("complex64") && Catch::Contains("complex128"));
+    CHECK_THROWS_WITH(disc->eval(&ctx, vz.get(), nullptr, vout32.get(), nullptr, nullptr), Catch::Contains("'beta'"));
+    CHECK_THROWS_WITH(disc->eval(&ctx, vz.get(), nullptr, nullptr, vshort.get(), nullptr),
+                      Catch::Contains("'da'") && Catch::Contains("(3)") && Catch::Contains("(4)"));
+    CHECK_THROWS_WITH(disc->eval(&ctx, vz.get(), nullptr, nullptr, nullptr, v2d.get()),
+                      Catch::Contains("'dbeta'") && Catch::Contains("(2, 2)"));
+  }
+}
