@@ -146,9 +146,19 @@ ssm_status* svc_rng_fill(void*, uint64_t seed, uint64_t stream, uint64_t offset,
   return nullptr;
 }
 
+}  // namespace
+
+// What a registry's host table points back to; outlives the registry.
+struct HostLink {
+  Registry* registry;
+};
+
+namespace {
+
 ssm_status* svc_child_create(void* host_data, int32_t kind, const char* id, const ssm_config* config,
                              ssm_child* out) {
-  auto* reg = static_cast<Registry*>(host_data);
+  auto* link = static_cast<HostLink*>(host_data);
+  Registry* reg = link ? link->registry : nullptr;
   if (!reg)
     return svc_status_make(nullptr, SSM_ERR_INTERNAL, "child_create: this host table has no plugin registry");
   try {
@@ -323,11 +333,15 @@ void TaskObject::batch(int split, uint64_t seed, uint64_t index, int64_t batch_s
 // ----------------------------------------------------------------- registry
 
 Registry::Registry() {
-  host_ = make_host_table(this);
-  host_.child_destroy = svc_child_destroy;
+  host_ = new ssm_host(make_host_table(new HostLink{this}));  // never freed: see registry.hpp
+  host_->child_destroy = svc_child_destroy;
 }
 
-Registry::~Registry() = default;
+Registry::~Registry() {
+  // Objects made here may be destroyed later by their owners; children asked
+  // for after this point get an error status instead of a dangling registry.
+  static_cast<HostLink*>(host_->host_data)->registry = nullptr;
+}
 
 void Registry::add_path(const std::string& p) {
   if (!p.empty()) paths_.push_back(p);
@@ -424,18 +438,25 @@ void Registry::load_file(const std::string& path_in) {
     issue("its entry function threw an exception");
     return;
   }
-  if (!d || d->struct_size < offsetof(ssm_plugin_desc, get_iface) + sizeof(d->get_iface)) {
+  // The first fields (struct_size, abi_major, abi_minor) are frozen for all
+  // majors, so the version check comes before anything else is trusted.
+  if (!d || d->struct_size < offsetof(ssm_plugin_desc, kind)) {
     issue("its entry function returned no valid descriptor");
     return;
   }
-  std::string id = d->id ? d->id : "";
   if (d->abi_major != SSM_ABI_MAJOR) {
+    std::string id = d->struct_size >= offsetof(ssm_plugin_desc, id) + sizeof(d->id) && d->id ? d->id : "?";
     issue("plugin '" + id + "' was built for ssmhost ABI " + std::to_string(d->abi_major) + "." +
           std::to_string(d->abi_minor) + ", but this host has ABI " + std::to_string(SSM_ABI_MAJOR) + "." +
           std::to_string(SSM_ABI_MINOR) + "; rebuild it against an SDK of major version " +
           std::to_string(SSM_ABI_MAJOR));
     return;
   }
+  if (d->struct_size < offsetof(ssm_plugin_desc, get_iface) + sizeof(d->get_iface)) {
+    issue("its descriptor is too short (struct_size " + std::to_string(d->struct_size) + ")");
+    return;
+  }
+  std::string id = d->id ? d->id : "";
   if (id.empty()) {
     issue("the plugin has an empty id");
     return;
@@ -463,7 +484,7 @@ void Registry::load_file(const std::string& path_in) {
     return;
   }
   if (d->init) {
-    ssm_status* st = d->init(&host_, path.c_str());
+    ssm_status* st = d->init(host_, path.c_str());
     if (st) {
       issue("plugin '" + id + "' failed to initialise: " + st->message);
       delete st;
@@ -625,7 +646,7 @@ const void* Registry::create_raw(ssm_kind kind, const std::string& name, KV& con
     }
   }
   void* obj = nullptr;
-  ssm_status* st = create(&host_, &cfg, &obj);
+  ssm_status* st = create(host_, &cfg, &obj);
   if (st) {
     std::string msg = std::string(kind_name(kind)) + " '" + name + "' (" + p->path + "): " + st->message;
     delete st;

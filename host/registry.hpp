@@ -170,7 +170,7 @@ class Registry {
   // Generic creation (used by host services' child_create).
   void create_child(ssm_kind kind, const std::string& name, const KV& config, ssm_child* out);
   // The host-services table this registry hands to its plugins.
-  const ssm_host* host() const { return &host_; }
+  const ssm_host* host() const { return host_; }
 
  private:
   void load_file(const std::string& path);
@@ -183,7 +183,9 @@ class Registry {
   std::vector<std::string> loaded_files_;
   std::string unknown_message(ssm_kind kind, const std::string& name) const;
 
-  ssm_host host_;
+  // Plugins keep this pointer, possibly longer than the registry lives, so
+  // the table is never freed; its link back (HostLink) is cut by ~Registry.
+  ssm_host* host_;
   std::vector<std::unique_ptr<PluginInfo>> infos_;  // parallel to libs_
   std::vector<std::shared_ptr<Library>> libs_;
   std::vector<LoadIssue> issues_;

@@ -1,0 +1,68 @@
+# Tests that the plugin ABI is stable and usable from outside the tree:
+# the installed SDK builds the example plugin with g++, clang++/libc++ and
+# the old libstdc++ ABI; the CMake package version check; exported symbols;
+# abi.h as C11; the ABI against its committed baseline; and `ssmhost
+# validate` itself. The scripts live in tests/sdk/ and exit 77 (skipped) only
+# when a tool they need is not installed.
+set(SSM_SDK_TEST_DIR ${CMAKE_CURRENT_SOURCE_DIR}/sdk)
+
+# bash SCRIPT ARGS... as test NAME, skipped on exit status 77.
+function(ssm_sdk_test name script)
+  add_test(NAME ${name} COMMAND bash ${SSM_SDK_TEST_DIR}/${script} ${ARGN})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 LABELS sdk)
+endfunction()
+
+# --- the installed SDK, used from outside the tree
+
+ssm_sdk_test(sdk_install_out_of_tree install_out_of_tree.sh
+  $<TARGET_FILE:ssmhost> ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND})
+ssm_sdk_test(sdk_clang_libcxx clang_libcxx.sh
+  $<TARGET_FILE:ssmhost> ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND})
+ssm_sdk_test(sdk_glibcxx_old_abi glibcxx_old_abi.sh
+  $<TARGET_FILE:ssmhost> ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND})
+ssm_sdk_test(sdk_find_package_version find_package_version.sh
+  ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR} ${CMAKE_COMMAND})
+# These install the whole build tree; one at a time keeps their logs apart
+# and the two cores free for the builds they run.
+set_tests_properties(sdk_install_out_of_tree sdk_clang_libcxx sdk_glibcxx_old_abi sdk_find_package_version
+  PROPERTIES RESOURCE_LOCK ssm_sdk_install TIMEOUT 600)
+
+# --- what a plugin library exports
+
+ssm_sdk_test(plugin_exports_only_entry exports_only_entry.sh ${SSM_BUILD_PLUGIN_DIR})
+
+# --- abi.h: C11, layout, and the recorded ABI
+
+ssm_sdk_test(abi_c11 abi_c11.sh ${PROJECT_SOURCE_DIR})
+
+# The probe library whose debug info abidw records (sdk/abi/README.md).
+add_library(ssm_abi_probe SHARED ${PROJECT_SOURCE_DIR}/sdk/abi/abi_probe.c)
+target_include_directories(ssm_abi_probe PRIVATE ${PROJECT_SOURCE_DIR}/sdk/include)
+target_compile_options(ssm_abi_probe PRIVATE -g -Og)
+set_target_properties(ssm_abi_probe PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/sdk)
+# offsetof/sizeof of every boundary struct, checked when this compiles.
+add_library(ssm_abi_layout_check OBJECT ${PROJECT_SOURCE_DIR}/sdk/abi/abi_layout_check.cpp)
+target_link_libraries(ssm_abi_layout_check PRIVATE SSM::sdk)
+
+set(SSM_ABI_BASELINE ${PROJECT_SOURCE_DIR}/sdk/abi/ssm_abi.baseline.xml)
+ssm_sdk_test(abi_baseline abi_baseline.sh $<TARGET_FILE:ssm_abi_probe> ${SSM_ABI_BASELINE} ${PROJECT_SOURCE_DIR})
+# After an intended append-only change: rewrites the baseline in the source tree.
+add_custom_target(ssm_abi_baseline_refresh
+  COMMAND bash ${SSM_SDK_TEST_DIR}/abi_baseline.sh $<TARGET_FILE:ssm_abi_probe> ${SSM_ABI_BASELINE}
+          ${PROJECT_SOURCE_DIR} --refresh
+  DEPENDS ssm_abi_probe
+  COMMENT "Refreshing ${SSM_ABI_BASELINE}"
+  VERBATIM)
+
+# --- ssmhost validate catches what it is for
+
+# A layer with a chosen flaw, kept out of the plugin folder and never installed.
+block()
+  unset(SSM_PLUGIN_INSTALL_DIR)
+  ssm_add_plugin(ssm_test_broken_layer SOURCES ${SSM_SDK_TEST_DIR}/broken_layer/broken_layer.cpp)
+  set_target_properties(ssm_test_broken_layer PROPERTIES
+    OUTPUT_NAME test_broken_layer
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/sdk/broken_layer)
+endblock()
+ssm_sdk_test(validate_detects_broken_layer validate_broken_layer.sh
+  $<TARGET_FILE:ssmhost> $<TARGET_FILE:ssm_test_broken_layer>)

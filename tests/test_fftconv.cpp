@@ -88,7 +88,7 @@ TEST_CASE("fftconv backward matches finite differences (float64)", "[fftconv]") 
 
   // du == nullptr skips du and still accumulates dk.
   std::vector<double> dk2(k.size(), 0.5);
-  ssm::kernels::fftconv_backward(u.data(), k.data(), probe.data(), nullptr, dk2.data(), B, L, H);
+  ssm::kernels::fftconv_backward<double>(u.data(), k.data(), probe.data(), nullptr, dk2.data(), B, L, H);
   for (size_t i = 0; i < dk.size(); ++i) CHECK(dk2[i] - 0.5 == dk[i]);
 }
 

@@ -55,7 +55,7 @@ TEST_CASE("last_m forward and backward", "[readout]") {
 }
 
 TEST_CASE("mean_pool in float on the parallel path agrees with double", "[readout]") {
-  const int64_t b = 4, l = 1000, h = 64;
+  const int64_t b = 3, l = 1000, h = 100;  // h: one full and one partial block of channels
   auto xd = random_vector(b * l * h, 5);
   std::vector<float> x(xd.begin(), xd.end()), y(b * h), dx(b * l * h);
   std::vector<double> yd(b * h);

@@ -141,6 +141,28 @@ int run_child_test(const std::string& name, const std::map<std::string, std::str
   return status;
 }
 
+// Starts this test executable as a background process running only the
+// hidden test case `name`; returns its pid.
+pid_t start_child_test(const std::string& name, const fs::path& log) {
+  std::string exe = fs::read_symlink("/proc/self/exe").string();
+  pid_t child = fork();
+  if (child == 0) {
+    FILE* out = std::freopen(log.c_str(), "w", stdout);
+    if (out != nullptr) dup2(fileno(stdout), 2);
+    execl(exe.c_str(), exe.c_str(), name.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return child;
+}
+
+bool wait_for_file(const fs::path& path, double seconds) {
+  for (int i = 0; i < seconds * 100; ++i) {
+    if (fs::exists(path)) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
 bool have_h5py() { return std::system("/usr/bin/python3 -c 'import h5py' > /dev/null 2>&1") == 0; }
 
 }  // namespace
@@ -324,6 +346,54 @@ TEST_CASE("run log: a second process reads flushed rows while the writer is open
   }
   log.close();
   CHECK(RunLogReader::open(path).finished());
+}
+
+// Runs only as the background reader of the test below: holds the file open
+// for SWMR reading from "ready" until "release" appears.
+TEST_CASE("run log: SWMR reader that holds the file", "[.swmr_holder]") {
+  const char* path = std::getenv("SSM_RUNLOG_CHILD_PATH");
+  const char* flags = std::getenv("SSM_RUNLOG_CHILD_FLAGS");
+  REQUIRE(path != nullptr);
+  REQUIRE(flags != nullptr);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  hid_t file = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+  REQUIRE(file >= 0);
+  std::ofstream(fs::path(flags) / "ready").close();
+  CHECK(wait_for_file(fs::path(flags) / "release", 30));
+  H5Fclose(file);
+  H5Pclose(fapl);
+}
+
+TEST_CASE("run log: close() writes the summary while a live reader holds the file", "[runlog]") {
+  TempDir dir;
+  const std::string path = (dir.path / "watched.h5").string();
+  RunLog log = RunLog::create(path, example_setup());
+  for (int64_t step = 1; step <= 5; ++step) log.append_train(train_row(step));
+  log.flush();
+
+  setenv("SSM_RUNLOG_CHILD_PATH", path.c_str(), 1);
+  setenv("SSM_RUNLOG_CHILD_FLAGS", dir.path.c_str(), 1);
+  pid_t reader = start_child_test("[.swmr_holder]", dir.path / "holder.log");
+  unsetenv("SSM_RUNLOG_CHILD_PATH");
+  unsetenv("SSM_RUNLOG_CHILD_FLAGS");
+  REQUIRE(reader > 0);
+  REQUIRE(wait_for_file(dir.path / "ready", 30));
+
+  // The reader's shared lock must not stop the summary from being written.
+  log.write_summary({{"best_metric", 0.5}}, {});
+  std::string message = error_of([&] { log.close(); });
+  CHECK(message == "");
+
+  std::ofstream(dir.path / "release").close();
+  int status = 0;
+  REQUIRE(waitpid(reader, &status, 0) == reader);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+
+  RunLogReader finished = RunLogReader::open(path);
+  CHECK(finished.finished());
+  CHECK(finished.summary_numbers().at("best_metric") == 0.5);
+  CHECK(finished.rows("train") == 5);
 }
 
 TEST_CASE("run log: a crashed run keeps every flushed row and stays readable", "[runlog]") {

@@ -67,8 +67,7 @@ class IdxReader {
     if (bytes.size() < 4) ssm::fail("'" + path_ + "' is truncated: it ends inside the 4-byte magic number", SSM_ERR_IO);
     const uint32_t got = be32(bytes.data());
     if (got != magic)
-      ssm::fail("'" + path_ + "' has magic number " + hex(got) + ", expected " + hex(magic) + " (IDX " + kind +
-                    "); is it the right file, and not a gzip file read twice?",
+      ssm::fail("'" + path_ + "' has magic number " + hex(got) + ", expected " + hex(magic) + " (IDX " + kind + ")",
                 SSM_ERR_INVALID_ARGUMENT);
     if (bytes.size() < 4 * (1 + static_cast<size_t>(ndim)))
       ssm::fail("'" + path_ + "' is truncated: it ends inside the header (" + std::to_string(bytes.size()) + " of " +
@@ -143,7 +142,7 @@ class Idx : public ssm::Dataset {
 
   void read(int split, const int64_t* indices, int64_t n, DLTensor& x, DLTensor* labels) override {
     if (split != SSM_SPLIT_TRAIN && split != SSM_SPLIT_TEST)
-      ssm::fail("idx: split must be 0 (train) or 1 (test), got " + std::to_string(split));
+      ssm::fail("split must be 0 (train) or 1 (test), got " + std::to_string(split));
     const Split& s = splits_[split];
     ssm::check_shape(x, {n, rows_, cols_}, "x");
     uint8_t* xp = ssm::data<uint8_t>(x, "x");
@@ -156,7 +155,7 @@ class Idx : public ssm::Dataset {
     for (int64_t k = 0; k < n; ++k) {
       const int64_t i = indices[k];
       if (i < 0 || i >= s.n)
-        ssm::fail("idx: index " + std::to_string(i) + " is out of range for '" + s.images_path + "' (" +
+        ssm::fail("index " + std::to_string(i) + " is out of range for '" + s.images_path + "' (" +
                   std::to_string(s.n) + " examples, valid 0.." + std::to_string(s.n - 1) + ")");
       std::memcpy(xp + k * size, s.images.data() + i * size, static_cast<size_t>(size));
       if (lp) lp[k] = s.labels[static_cast<size_t>(i)];
@@ -189,7 +188,7 @@ class Idx : public ssm::Dataset {
                   SSM_ERR_NOT_FOUND);
       return dir;
     }
-    ssm::fail("idx: option 'dataset_dir' is required: the folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte"
+    ssm::fail("option 'dataset_dir' is required: the folder holding {train,t10k}-{images-idx3,labels-idx1}-ubyte"
               "[.gz] (or use the dataset names 'mnist' or 'fashion-mnist' for their Debian locations)");
   }
 
@@ -198,7 +197,7 @@ class Idx : public ssm::Dataset {
     const std::string raw = dir + "/" + name;
     if (is_file(raw)) return raw;
     if (is_file(raw + ".gz")) return raw + ".gz";
-    ssm::fail("idx: missing file '" + raw + "' (or '" + raw + ".gz') in option 'dataset_dir'", SSM_ERR_NOT_FOUND);
+    ssm::fail("missing file '" + raw + "' (or '" + raw + ".gz') in option 'dataset_dir'", SSM_ERR_NOT_FOUND);
   }
 
   void load(const std::string& dir, const std::string& prefix, Split& s) {

@@ -20,7 +20,7 @@ class Bilinear : public ssm::Discretization {
   static std::vector<ssm::Option> options() { return {}; }
   explicit Bilinear(const ssm::Config&) {}
   void eval(ssm::Context&, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) override {
-    ssm::kernels::disc_elementwise("bilinear", z, a, beta, da, dbeta, bilinear_point);
+    ssm::kernels::disc_elementwise(z, a, beta, da, dbeta, bilinear_point);
   }
 };
 

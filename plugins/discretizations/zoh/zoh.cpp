@@ -41,7 +41,7 @@ class Zoh : public ssm::Discretization {
   static std::vector<ssm::Option> options() { return {}; }
   explicit Zoh(const ssm::Config&) {}
   void eval(ssm::Context&, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) override {
-    ssm::kernels::disc_elementwise("zoh", z, a, beta, da, dbeta, zoh_point);
+    ssm::kernels::disc_elementwise(z, a, beta, da, dbeta, zoh_point);
   }
 };
 

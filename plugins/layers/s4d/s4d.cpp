@@ -25,11 +25,10 @@ using s4d::cd;
 // Parameter order (param_describe, params, dparams).
 enum Param : size_t { kLogDt, kARealLog, kAImag, kB, kC, kD, kWOut, kBOut, kParamCount };
 
-// RNG streams of this layer: each draw gets its own stream, mixed with the
-// call's rng_offset so that layers and calls given different offsets draw
-// independent values (an offset into one stream would overlap the next call's).
-enum Purpose : uint64_t { kDropoutPurpose = kParamCount, kPurposes = 16 };
-uint64_t rng_stream(const ssm::Context& ctx, uint64_t purpose) { return ctx.rng_offset() * kPurposes + purpose; }
+// RNG streams of this layer (under the layer's seed): one per parameter
+// (its index) and one for dropout. The counter starts at the call's
+// rng_offset, which the host spaces so that calls never overlap.
+constexpr uint64_t kDropoutStream = kParamCount;
 
 // What backward needs from the most recent training forward (kept between
 // steps so its buffers are not reallocated every step).
@@ -45,6 +44,7 @@ struct Cache {
   std::vector<T> z;      // the Linear's output (B, L, 2H), the GLU's input
   std::vector<T> scale;  // tied dropout (B, H): 0 or 1/(1-p); empty when off
   std::vector<T> dz;     // backward scratch (B, L, 2H)
+  std::vector<T> dK;     // backward scratch (H, L)
 };
 
 struct State : ssm::LayerState {
@@ -152,7 +152,7 @@ class S4D : public ssm::Layer {
  private:
   template <typename T>
   void init_typed(ssm::Context& ctx, ssm::Params p) {
-    auto fill = [&](size_t i, ssm_rng_dist dist) { ctx.rng_fill(rng_stream(ctx, i), 0, dist, p[i]); };
+    auto fill = [&](size_t i, ssm_rng_dist dist) { ctx.rng_fill(i, ctx.rng_offset(), dist, p[i]); };
     T* log_dt = p.data<T>(kLogDt);
     fill(kLogDt, SSM_RNG_UNIFORM);
     const double lo = std::log(dt_min_), hi = std::log(dt_max_);
@@ -211,8 +211,12 @@ class S4D : public ssm::Layer {
       const DLTensor& t = p[i];
       bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
       for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
-      if (!ok) ssm::fail("s4d: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) + ", expected d_model=" +
-                    std::to_string(H_) + ", d_state=" + std::to_string(N_) + " shapes");
+      if (!ok) {
+        std::string want = "(";
+        for (size_t k = 0; k < specs[i].shape.size(); ++k) want += (k ? ", " : "") + std::to_string(specs[i].shape[k]);
+        ssm::fail("s4d: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) + ", expected " + want +
+                  ") for d_model=" + std::to_string(H_) + ", d_state=" + std::to_string(N_));
+      }
       ssm::data<T>(t, specs[i].name.c_str());  // checks dtype and density
     }
   }
@@ -236,7 +240,7 @@ class S4D : public ssm::Layer {
     const auto [B, L] = sequence_shape(x, "x");
     if (sequence_shape(y, "y") != std::make_pair(B, L)) ssm::fail("s4d: y has shape " + ssm::shape_str(y) + ", expected that of x");
     const bool training = ctx.training();
-    training_ok_ = false;
+    if (training) training_ok_ = false;  // until this forward has filled the cache
     Cache<T> local;
     Cache<T>& c = training ? training_cache<T>() : local;
     const int64_t n = B * L * H_, rows = B * L;
@@ -266,13 +270,13 @@ class S4D : public ssm::Layer {
       std::vector<uint8_t> keep(static_cast<size_t>(B * H_));
       c.scale.resize(static_cast<size_t>(B * H_));
       ssm::kernels::dropout_forward(ones.data(), c.scale.data(), keep.data(), B * H_, dropout_, ctx.seed(),
-                                    rng_stream(ctx, kDropoutPurpose), 0);
+                                    kDropoutStream, ctx.rng_offset());
       scale_channels(c.d.data(), c.scale.data(), B, L);
     }
     c.z.resize(static_cast<size_t>(2 * n));
     ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
     ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
-    training_ok_ = training;
+    if (training) training_ok_ = true;
   }
 
   template <typename T>
@@ -297,7 +301,8 @@ class S4D : public ssm::Layer {
     ssm::kernels::gelu_backward(c->v.data(), g, g, n);
 
     // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
-    std::vector<T> dK(static_cast<size_t>(H_ * L), T(0));
+    std::vector<T>& dK = c->dK;
+    dK.assign(static_cast<size_t>(H_ * L), T(0));
     ssm::kernels::fftconv_backward(c->u.data(), c->K.data(), g, ssm::data<T>(dx, "dx"), dK.data(), B, L, H_);
     T* dD = dp.data<T>(kD);
     for (int64_t h = 0; h < H_; ++h) dD[h] += dK[h * L];

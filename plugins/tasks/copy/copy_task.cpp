@@ -20,13 +20,21 @@
 namespace {
 
 constexpr bool kSelective = SSM_COPY_SELECTIVE != 0;
-constexpr const char* kId = kSelective ? "selective_copy" : "copy";
+
+// An integer option >= lo. The upper bound keeps L + 2M and V (int32 token
+// ids and lengths) far from overflow.
+int64_t option_in_range(const ssm::Config& cfg, const std::string& key, int64_t lo) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max() / 4;
+  const int64_t v = cfg.i64_at_least(key, lo);
+  if (v > kMax) ssm::fail("option '" + key + "' must be <= " + std::to_string(kMax) + ", got " + std::to_string(v));
+  return v;
+}
 
 class CopyTask : public ssm::Task {
  public:
   static std::vector<ssm::Option> options() {
     return {
-        ssm::Option::integer("copy_len", "64", "L: length of the blank region the tokens are spread over"),
+        ssm::Option::integer("copy_len", "64", "L: length of the blank region the tokens are spread over (the run's --seq-len, when given, sets it)"),
         ssm::Option::integer("n_tokens", "8", "M: tokens to memorise (the input is L + 2M long)"),
         ssm::Option::integer("vocab", "10", "V: vocabulary incl. blank 0 and marker V-1; tokens are 1..V-2"),
         ssm::Option::integer("eval_size", "1024", "examples in the evaluation set"),
@@ -34,16 +42,10 @@ class CopyTask : public ssm::Task {
   }
 
   explicit CopyTask(const ssm::Config& cfg)
-      : noise_len_(cfg.i64_at_least("copy_len", 1)),
-        n_tokens_(cfg.i64_at_least("n_tokens", 1)),
-        vocab_(cfg.i64_at_least("vocab", 3)),
-        eval_size_(cfg.i64_at_least("eval_size", 1)) {
-    // x is int32 and the host indexes by int32 in places: keep L + 2M and V in range.
-    constexpr int64_t kMax = std::numeric_limits<int32_t>::max() / 4;
-    if (noise_len_ > kMax) ssm::fail("option 'copy_len' must be <= " + std::to_string(kMax) + ", got " + cfg.str("copy_len"));
-    if (n_tokens_ > kMax) ssm::fail("option 'n_tokens' must be <= " + std::to_string(kMax) + ", got " + cfg.str("n_tokens"));
-    if (vocab_ > kMax) ssm::fail("option 'vocab' must be <= " + std::to_string(kMax) + ", got " + cfg.str("vocab"));
-  }
+      : noise_len_(option_in_range(cfg, cfg.has("seq_len") ? "seq_len" : "copy_len", 1)),
+        n_tokens_(option_in_range(cfg, "n_tokens", 1)),
+        vocab_(option_in_range(cfg, "vocab", 3)),
+        eval_size_(option_in_range(cfg, "eval_size", 1)) {}
 
   ssm_task_info info() override {
     ssm_task_info i{};
@@ -69,8 +71,8 @@ class CopyTask : public ssm::Task {
   void batch(int split, uint64_t seed, uint64_t index, int64_t batch_size, DLTensor& x, DLTensor& y,
              DLTensor* /*mask: has_mask is 0*/) override {
     if (split != SSM_SPLIT_TRAIN && split != SSM_SPLIT_TEST)
-      ssm::fail(std::string(kId) + ": split must be 0 (train) or 1 (eval), got " + std::to_string(split));
-    if (batch_size < 1) ssm::fail(std::string(kId) + ": batch_size must be >= 1, got " + std::to_string(batch_size));
+      ssm::fail("split must be 0 (train) or 1 (eval), got " + std::to_string(split));
+    if (batch_size < 1) ssm::fail("batch_size must be >= 1, got " + std::to_string(batch_size));
     ssm::check_shape(x, {batch_size, seq_len()}, "x");
     ssm::check_shape(y, {batch_size, n_tokens_}, "y");
     int32_t* xp = ssm::data<int32_t>(x, "x");

@@ -18,7 +18,7 @@ namespace {
 
 // Channels per task. Fixed, so that the split of the work and therefore every
 // bit of the result is the same for any thread count.
-constexpr int64_t kBlock = 8;
+constexpr int64_t kBlock = 16;
 
 // FFTW's double and float APIs under one name. Every plan transforms `count`
 // rows of length n stored one after another (real rows n apart, complex rows
@@ -60,21 +60,36 @@ struct Fftw<float> {
   static void destroy(Plan p) { fftwf_destroy_plan(p); }
 };
 
-// An array from fftw_malloc: the new-array execute functions need the
-// alignment the plan was made with, and every buffer here has FFTW's.
-template <typename T, typename E>
-class Buffer {
+// Per-thread scratch arrays that outlive a call (OpenMP keeps its threads):
+// fresh allocations would cost page faults and heap trimming on every call,
+// a sizeable part of a convolution. They come from fftw_malloc, whose
+// alignment the plans were made with (the new-array execute functions need it).
+template <typename T>
+class Scratch {
  public:
-  explicit Buffer(int64_t n) : p_(static_cast<E*>(Fftw<T>::alloc(sizeof(E) * static_cast<size_t>(n)))) {
-    if (!p_) fail("fftconv: out of memory", SSM_ERR_INTERNAL);
+  enum Slot { kIn, kOut, kSpec, kKernel, kSpec2, kSpec3, kSlots };
+  ~Scratch() {
+    for (void* p : ptr_) Fftw<T>::release(p);
   }
-  ~Buffer() { Fftw<T>::release(p_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  E* get() const { return p_; }
+  template <typename E>
+  E* get(Slot slot, int64_t count) {
+    const size_t bytes = sizeof(E) * static_cast<size_t>(count);
+    if (bytes > size_[slot]) {
+      Fftw<T>::release(ptr_[slot]);
+      ptr_[slot] = Fftw<T>::alloc(bytes);
+      size_[slot] = ptr_[slot] ? bytes : 0;
+      if (!ptr_[slot]) fail("fftconv: out of memory", SSM_ERR_INTERNAL);
+    }
+    return static_cast<E*>(ptr_[slot]);
+  }
+  static Scratch& of_this_thread() {
+    thread_local Scratch s;
+    return s;
+  }
 
  private:
-  E* p_;
+  void* ptr_[kSlots] = {};
+  size_t size_[kSlots] = {};
 };
 
 template <typename T>
@@ -106,11 +121,16 @@ Plans<T> plans_for(int64_t n, int64_t count) {
   if (it != cache.plans.end()) return it->second;
   if (n > INT_MAX || count > INT_MAX) fail("fftconv: sequence too long for FFTW (FFT length " + std::to_string(n) + ")");
   // FFTW_ESTIMATE does not touch the arrays; they only fix the alignment.
-  Buffer<T, T> real(count * n);
-  Buffer<T, typename Fftw<T>::Complex> spec(count * (n / 2 + 1));
-  Plans<T> p;
-  p.r2c = Fftw<T>::plan_r2c(static_cast<int>(n), static_cast<int>(count), real.get(), spec.get());
-  p.c2r = Fftw<T>::plan_c2r(static_cast<int>(n), static_cast<int>(count), spec.get(), real.get());
+  T* real = static_cast<T*>(Fftw<T>::alloc(sizeof(T) * static_cast<size_t>(count * n)));
+  auto* spec = static_cast<typename Fftw<T>::Complex*>(
+      Fftw<T>::alloc(sizeof(typename Fftw<T>::Complex) * static_cast<size_t>(count * (n / 2 + 1))));
+  Plans<T> p{};
+  if (real && spec) {
+    p.r2c = Fftw<T>::plan_r2c(static_cast<int>(n), static_cast<int>(count), real, spec);
+    p.c2r = Fftw<T>::plan_c2r(static_cast<int>(n), static_cast<int>(count), spec, real);
+  }
+  Fftw<T>::release(real);
+  Fftw<T>::release(spec);
   if (!p.r2c || !p.c2r) fail("fftconv: FFTW could not plan a transform of length " + std::to_string(n), SSM_ERR_INTERNAL);
   cache.plans.emplace(std::make_pair(n, count), p);
   return p;
@@ -144,29 +164,33 @@ class ChannelBlock {
   using Complex = typename Fftw<T>::Complex;
 
   ChannelBlock(int64_t n, int64_t L, int64_t H, int64_t h0, int64_t count)
-      : n_(n), nc_(n / 2 + 1), L_(L), H_(H), h0_(h0), count_(count), plans_(plans_for<T>(n, count)),
-        in_(count * n), out_(count * n), spec_(count * nc_), kernel_(count * nc_) {
+      : n_(n), nc_(n / 2 + 1), L_(L), H_(H), h0_(h0), count_(count), plans_(plans_for<T>(n, count)) {
+    Scratch<T>& s = Scratch<T>::of_this_thread();
+    in_ = s.template get<T>(Scratch<T>::kIn, count * n);
+    out_ = s.template get<T>(Scratch<T>::kOut, count * n);
+    spec_ = s.template get<Complex>(Scratch<T>::kSpec, count * nc_);
+    kernel_ = s.template get<Complex>(Scratch<T>::kKernel, count * nc_);
     // The padding [L, n) of every row stays zero: loads write only [0, L).
-    std::fill(in_.get(), in_.get() + count * n, T(0));
+    for (int64_t c = 0; c < count; ++c) std::fill(in_ + c * n + L, in_ + (c + 1) * n, T(0));
   }
 
   int64_t spectrum_size() const { return count_ * nc_; }
 
   // kernel_ = rfft(k rows) / n, conjugated for the backward (correlation).
   void transform_kernel(const T* k, bool conjugate) {
-    for (int64_t c = 0; c < count_; ++c) std::copy(k + (h0_ + c) * L_, k + (h0_ + c + 1) * L_, in_.get() + c * n_);
-    Fftw<T>::run(plans_.r2c, in_.get(), kernel_.get());
+    for (int64_t c = 0; c < count_; ++c) std::copy(k + (h0_ + c) * L_, k + (h0_ + c + 1) * L_, in_ + c * n_);
+    Fftw<T>::run(plans_.r2c, in_, kernel_);
     const T scale = T(1) / static_cast<T>(n_);
     const T im_sign = conjugate ? -scale : scale;
     for (int64_t i = 0; i < count_ * nc_; ++i) {
-      kernel_.get()[i][0] *= scale;
-      kernel_.get()[i][1] *= im_sign;
+      kernel_[i][0] *= scale;
+      kernel_[i][1] *= im_sign;
     }
   }
 
   // spectrum = rfft of sequence b of x (B, L, H), this block's channels.
   void transform_sequence(const T* x, int64_t b, Complex* spectrum) {
-    T* in = in_.get();
+    T* in = in_;
     for (int64_t l = 0; l < L_; ++l) {
       const T* row = x + (b * L_ + l) * H_ + h0_;
       for (int64_t c = 0; c < count_; ++c) in[c * n_ + l] = row[c];
@@ -177,9 +201,9 @@ class ChannelBlock {
   // Sequence b of y (B, L, H) = the first L values of irfft(spectrum * kernel_).
   // `spectrum` is overwritten (c2r destroys its input).
   void convolve_into(Complex* spectrum, T* y, int64_t b) {
-    multiply<T>(spectrum, kernel_.get(), spectrum, count_ * nc_);
-    Fftw<T>::run(plans_.c2r, spectrum, out_.get());
-    const T* out = out_.get();
+    multiply<T>(spectrum, kernel_, spectrum, count_ * nc_);
+    Fftw<T>::run(plans_.c2r, spectrum, out_);
+    const T* out = out_;
     for (int64_t l = 0; l < L_; ++l) {
       T* row = y + (b * L_ + l) * H_ + h0_;
       for (int64_t c = 0; c < count_; ++c) row[c] = out[c * n_ + l];
@@ -188,22 +212,22 @@ class ChannelBlock {
 
   // dk rows += the first L values of irfft(spectrum) / n. Destroys spectrum.
   void add_rows_into(Complex* spectrum, T* dk) {
-    Fftw<T>::run(plans_.c2r, spectrum, out_.get());
+    Fftw<T>::run(plans_.c2r, spectrum, out_);
     const T scale = T(1) / static_cast<T>(n_);
     for (int64_t c = 0; c < count_; ++c) {
-      const T* out = out_.get() + c * n_;
+      const T* out = out_ + c * n_;
       T* row = dk + (h0_ + c) * L_;
       for (int64_t l = 0; l < L_; ++l) row[l] += out[l] * scale;
     }
   }
 
-  Complex* spec() { return spec_.get(); }
+  Complex* spec() { return spec_; }
 
  private:
   int64_t n_, nc_, L_, H_, h0_, count_;
   Plans<T> plans_;
-  Buffer<T, T> in_, out_;
-  Buffer<T, Complex> spec_, kernel_;
+  T *in_, *out_;
+  Complex *spec_, *kernel_;
 };
 
 // Runs task(h0, count) for every block of channels, in parallel.
@@ -269,16 +293,18 @@ void fftconv_backward(const T* u, const T* k, const T* dy, T* du, T* dk, int64_t
       // du is the correlation of dy with k: the spectrum of k conjugated.
       blk.transform_kernel(k, /*conjugate=*/true);
       const int64_t m = blk.spectrum_size();
-      Buffer<T, Complex> dy_spec(m), dk_spec(m);
-      std::fill(&dk_spec.get()[0][0], &dk_spec.get()[0][0] + 2 * m, T(0));
+      Scratch<T>& s = Scratch<T>::of_this_thread();
+      Complex* dy_spec = s.template get<Complex>(Scratch<T>::kSpec2, m);
+      Complex* dk_spec = s.template get<Complex>(Scratch<T>::kSpec3, m);
+      std::fill(&dk_spec[0][0], &dk_spec[0][0] + 2 * m, T(0));
       for (int64_t b = 0; b < B; ++b) {
-        blk.transform_sequence(dy, b, dy_spec.get());
+        blk.transform_sequence(dy, b, dy_spec);
         blk.transform_sequence(u, b, blk.spec());
         // dk is the correlation of dy with u, summed over the batch in order.
-        add_conj_product<T>(blk.spec(), dy_spec.get(), dk_spec.get(), m);
-        if (du) blk.convolve_into(dy_spec.get(), du, b);
+        add_conj_product<T>(blk.spec(), dy_spec, dk_spec, m);
+        if (du) blk.convolve_into(dy_spec, du, b);
       }
-      blk.add_rows_into(dk_spec.get(), dk);
+      blk.add_rows_into(dk_spec, dk);
     }
   };
   for_each_block(H, Task{u, k, dy, du, dk, B, L, H, n});

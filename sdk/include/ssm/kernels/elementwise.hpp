@@ -2,7 +2,7 @@
 // complex64 / complex128 dispatch that every discretization plugin shares, so
 // a plugin writes only its formula for one point.
 //
-//   ssm::kernels::disc_elementwise("zoh", z, a, beta, da, dbeta,
+//   ssm::kernels::disc_elementwise(z, a, beta, da, dbeta,
 //       [](std::complex<double> z) { return ssm::kernels::DiscPoint{...}; });
 #pragma once
 
@@ -20,9 +20,10 @@ struct DiscPoint {
 
 namespace detail {
 
-// Checks one output against z (same dtype, shape, CPU, dense); names it in errors.
-inline void check_disc_output(const char* scheme, const DLTensor& z, const DLTensor& out, const char* name) {
-  const std::string who = std::string(scheme) + ": output '" + name + "'";
+// Checks one output against z (same dtype, shape, CPU); names it in errors.
+// (The host prefixes every message with the plugin's name.)
+inline void check_disc_output(const DLTensor& z, const DLTensor& out, const char* name) {
+  const std::string who = std::string("output '") + name + "'";
   if (out.device.device_type != kDLCPU) fail(who + " must be on the CPU", SSM_ERR_UNSUPPORTED);
   if (!same_dtype(out.dtype, z.dtype))
     fail(who + " has dtype " + dtype_name(out.dtype) + ", expected " + dtype_name(z.dtype) + " (the dtype of z)");
@@ -32,18 +33,16 @@ inline void check_disc_output(const char* scheme, const DLTensor& z, const DLTen
 }
 
 template <class T, class F>
-void disc_elementwise_typed(const char* scheme, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da,
-                            DLTensor* dbeta, F& f) {
+void disc_elementwise_typed(const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta, F& f) {
   using C = std::complex<T>;
-  const std::string who = std::string(scheme) + ": ";
-  const C* zp = data<C>(z, (who + "input 'z'").c_str());
+  const C* zp = data<C>(z, "input 'z'");
   C* out[4] = {nullptr, nullptr, nullptr, nullptr};
   DLTensor* tensors[4] = {a, beta, da, dbeta};
   const char* names[4] = {"a", "beta", "da", "dbeta"};
   for (int k = 0; k < 4; ++k) {
     if (!tensors[k]) continue;
-    check_disc_output(scheme, z, *tensors[k], names[k]);
-    out[k] = data<C>(*tensors[k], (who + "output '" + names[k] + "'").c_str());
+    check_disc_output(z, *tensors[k], names[k]);
+    out[k] = data<C>(*tensors[k], (std::string("output '") + names[k] + "'").c_str());
   }
   const int64_t n = numel(z);
   for (int64_t i = 0; i < n; ++i) {
@@ -63,15 +62,14 @@ void disc_elementwise_typed(const char* scheme, const DLTensor& z, DLTensor* a, 
 // shape; complex64 is evaluated in double and rounded once, so one formula
 // serves both dtypes and float results carry no cancellation error.
 template <class F>
-void disc_elementwise(const char* scheme, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da,
-                      DLTensor* dbeta, F f) {
-  if (z.device.device_type != kDLCPU) fail(std::string(scheme) + ": input 'z' must be on the CPU", SSM_ERR_UNSUPPORTED);
+void disc_elementwise(const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta, F f) {
+  if (z.device.device_type != kDLCPU) fail("input 'z' must be on the CPU", SSM_ERR_UNSUPPORTED);
   if (is<std::complex<double>>(z))
-    detail::disc_elementwise_typed<double>(scheme, z, a, beta, da, dbeta, f);
+    detail::disc_elementwise_typed<double>(z, a, beta, da, dbeta, f);
   else if (is<std::complex<float>>(z))
-    detail::disc_elementwise_typed<float>(scheme, z, a, beta, da, dbeta, f);
+    detail::disc_elementwise_typed<float>(z, a, beta, da, dbeta, f);
   else
-    fail(std::string(scheme) + ": input 'z' has dtype " + dtype_name(z.dtype) + ", expected complex64 or complex128");
+    fail("input 'z' has dtype " + dtype_name(z.dtype) + ", expected complex64 or complex128");
 }
 
 }  // namespace ssm::kernels

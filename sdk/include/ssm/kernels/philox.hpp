@@ -37,11 +37,11 @@ inline std::array<uint32_t, 4> philox4x32(uint64_t key, uint64_t counter_hi, uin
   uint32_t k[2] = {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)};
   uint32_t c[4] = {static_cast<uint32_t>(counter_lo), static_cast<uint32_t>(counter_lo >> 32),
                    static_cast<uint32_t>(counter_hi), static_cast<uint32_t>(counter_hi >> 32)};
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) {
-      k[0] += kW0;
-      k[1] += kW1;
-    }
+  detail::philox_round(c, k);
+#pragma GCC unroll 9
+  for (int round = 1; round < 10; ++round) {  // branch-free and unrolled, so fill loops vectorize
+    k[0] += kW0;
+    k[1] += kW1;
     detail::philox_round(c, k);
   }
   return {c[0], c[1], c[2], c[3]};
