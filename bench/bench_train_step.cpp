@@ -20,11 +20,13 @@
 
 #include "model.hpp"
 #include "optimizer.hpp"
+#include "process.hpp"
 #include "registry.hpp"
 
 using namespace ssmhost;
 
 int main(int argc, char** argv) {
+  tune_process();
   std::map<std::string, std::string> a = {{"layer", "s4d"}, {"d-model", "128"}, {"n-layers", "4"},
                                           {"d-state", "64"}, {"seq-len", "784"}, {"batch", "64"},
                                           {"threads", "2"},  {"steps", "5"},     {"warmup", "2"},

@@ -247,6 +247,16 @@ int cli_main(int argc, char** argv) {
       std::cout << general_help();
       return 0;
     }
+    // Global options may come before the subcommand: move them after it.
+    std::vector<std::string> globals;
+    while (args.size() >= 2 && (args[0] == "--plugin-path" || args[0].rfind("--plugin-path=", 0) == 0)) {
+      size_t n = args[0] == "--plugin-path" ? 2 : 1;
+      globals.insert(globals.end(), args.begin(), args.begin() + n);
+      args.erase(args.begin(), args.begin() + n);
+    }
+    bool subcommand_next = false;
+    for (const Subcommand& s : subcommands()) subcommand_next |= !args.empty() && args[0] == s.name;
+    args.insert(subcommand_next ? args.begin() + 1 : args.begin(), globals.begin(), globals.end());
     const std::string& first = args[0];
     if (first == "--version") {
       std::cout << "ssmhost " << SSMHOST_VERSION << " (plugin ABI " << SSM_ABI_MAJOR << "." << SSM_ABI_MINOR << ")\n";

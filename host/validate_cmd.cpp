@@ -746,7 +746,7 @@ std::string validate_help() {
        "\n"
        "What is checked, by kind:\n"
        "  layer    parameters described; param_init (float64) gives finite values; forward on a\n"
-       "           random (B, L, H) float64 input (H = d_model, default 8) writes a finite y;\n"
+       "           random (B, L, H) float64 input (2, 16, d_model = 8 by default) writes a finite y;\n"
        "           backward against central finite differences at random coordinates of x and\n"
        "           of every parameter (worst relative error, fails above " << num(kGradTol) << ");\n"
        "           a second backward adds to the parameter gradients (+=) and overwrites dx;\n"

@@ -38,12 +38,12 @@ TEST_CASE("cross_entropy value, accuracy and gradient", "[loss]") {
     }
     int64_t correct = -1;
     std::vector<double> dlogits(rows * classes);
-    CHECK(cross_entropy(logits.data(), target.data(), static_cast<const double*>(nullptr), rows, classes,
+    CHECK(cross_entropy(logits.data(), target.data(), nullptr, rows, classes,
                         dlogits.data(), &correct) == Approx(ref).epsilon(1e-13));
     CHECK(correct == ref_correct);
     auto loss = [&] {
-      return cross_entropy(logits.data(), target.data(), static_cast<const double*>(nullptr), rows, classes,
-                           static_cast<double*>(nullptr), static_cast<int64_t*>(nullptr));
+      return cross_entropy(logits.data(), target.data(), nullptr, rows, classes,
+                           nullptr, nullptr);
     };
     ssm_test::check_gradient("cross_entropy dlogits", logits, dlogits, loss);
   }
@@ -59,11 +59,11 @@ TEST_CASE("cross_entropy value, accuracy and gradient", "[loss]") {
     target[6] = 99;
     std::vector<double> dlogits(rows * classes, 5.0);
     CHECK(cross_entropy(logits.data(), target.data(), mask.data(), rows, classes, dlogits.data(),
-                        static_cast<int64_t*>(nullptr)) == Approx(num / den).epsilon(1e-13));
+                        nullptr) == Approx(num / den).epsilon(1e-13));
     for (int64_t c = 0; c < classes; ++c) REQUIRE(dlogits[1 * classes + c] == 0.0);
     auto loss = [&] {
-      return cross_entropy(logits.data(), target.data(), mask.data(), rows, classes, static_cast<double*>(nullptr),
-                           static_cast<int64_t*>(nullptr));
+      return cross_entropy(logits.data(), target.data(), mask.data(), rows, classes, nullptr,
+                           nullptr);
     };
     ssm_test::check_gradient("weighted cross_entropy dlogits", logits, dlogits, loss);
   }
@@ -75,10 +75,10 @@ TEST_CASE("cross_entropy counts correct rows among weighted rows only", "[loss]"
   std::vector<int32_t> target = {2, 0, 1};
   std::vector<float> w = {1, 1, 0};
   int64_t correct = -1;
-  cross_entropy(logits.data(), target.data(), static_cast<const float*>(nullptr), 3, 3,
-                static_cast<float*>(nullptr), &correct);
+  cross_entropy(logits.data(), target.data(), nullptr, 3, 3,
+                nullptr, &correct);
   CHECK(correct == 3);
-  cross_entropy(logits.data(), target.data(), w.data(), 3, 3, static_cast<float*>(nullptr), &correct);
+  cross_entropy(logits.data(), target.data(), w.data(), 3, 3, nullptr, &correct);
   CHECK(correct == 2);
   w = {0, 0, 0};
   std::vector<float> d(9, 1.f);
@@ -91,8 +91,8 @@ TEST_CASE("cross_entropy is stable for huge logits", "[loss]") {
   std::vector<float> logits = {1000.f, 0.f, -1000.f, 88.f, 89.f, 90.f};
   std::vector<int32_t> target = {1, 2};
   std::vector<float> d(6);
-  const float loss = cross_entropy(logits.data(), target.data(), static_cast<const float*>(nullptr), 2, 3, d.data(),
-                                   static_cast<int64_t*>(nullptr));
+  const float loss = cross_entropy(logits.data(), target.data(), nullptr, 2, 3, d.data(),
+                                   nullptr);
   // Row 0: nll = 1000; row 1: nll = log(e^-2 + e^-1 + 1) = 0.40760596.
   CHECK(loss == Approx((1000 + 0.40760596) / 2).epsilon(1e-6));
   for (float v : d) REQUIRE(std::isfinite(v));
@@ -103,20 +103,20 @@ TEST_CASE("cross_entropy is stable for huge logits", "[loss]") {
 TEST_CASE("cross_entropy rejects a target outside [0, classes)", "[loss]") {
   std::vector<double> logits(6, 0.0);
   std::vector<int32_t> target = {1, 7};
-  CHECK_THROWS_AS(cross_entropy(logits.data(), target.data(), static_cast<const double*>(nullptr), 2, 3,
-                                static_cast<double*>(nullptr), static_cast<int64_t*>(nullptr)),
+  CHECK_THROWS_AS(cross_entropy(logits.data(), target.data(), nullptr, 2, 3,
+                                nullptr, nullptr),
                   ssm::Error);
-  CHECK_THROWS_WITH(cross_entropy(logits.data(), target.data(), static_cast<const double*>(nullptr), 2, 3,
-                                  static_cast<double*>(nullptr), static_cast<int64_t*>(nullptr)),
+  CHECK_THROWS_WITH(cross_entropy(logits.data(), target.data(), nullptr, 2, 3,
+                                  nullptr, nullptr),
                     Catch::Contains("7"));
   target = {-1, 0};
-  CHECK_THROWS_WITH(cross_entropy(logits.data(), target.data(), static_cast<const double*>(nullptr), 2, 3,
-                                  static_cast<double*>(nullptr), static_cast<int64_t*>(nullptr)),
+  CHECK_THROWS_WITH(cross_entropy(logits.data(), target.data(), nullptr, 2, 3,
+                                  nullptr, nullptr),
                     Catch::Contains("-1"));
   std::vector<double> w = {1, -0.5};
   target = {0, 0};
-  CHECK_THROWS_AS(cross_entropy(logits.data(), target.data(), w.data(), 2, 3, static_cast<double*>(nullptr),
-                                static_cast<int64_t*>(nullptr)),
+  CHECK_THROWS_AS(cross_entropy(logits.data(), target.data(), w.data(), 2, 3, nullptr,
+                                nullptr),
                   ssm::Error);
 }
 
@@ -135,7 +135,7 @@ TEST_CASE("mse value and gradient, with and without row weights", "[loss]") {
     std::vector<double> dpred(rows * dim, 7.0);
     INFO("weighted " << weighted);
     CHECK(mse(pred.data(), target.data(), wp, rows, dim, dpred.data()) == Approx(num / den).epsilon(1e-13));
-    auto loss = [&] { return mse(pred.data(), target.data(), wp, rows, dim, static_cast<double*>(nullptr)); };
+    auto loss = [&] { return mse(pred.data(), target.data(), wp, rows, dim, nullptr); };
     ssm_test::check_gradient("mse dpred", pred, dpred, loss);
   }
   std::vector<double> zero(rows, 0.0), dpred(rows * dim, 1.0);
@@ -149,13 +149,13 @@ TEST_CASE("losses over many rows are reproducible and agree in float", "[loss]")
   std::vector<float> z(zd.begin(), zd.end()), d1(rows * classes), d2(rows * classes);
   std::vector<int32_t> target(rows);
   for (int64_t r = 0; r < rows; ++r) target[r] = static_cast<int32_t>(r % classes);
-  const float a = cross_entropy(z.data(), target.data(), static_cast<const float*>(nullptr), rows, classes,
-                                d1.data(), static_cast<int64_t*>(nullptr));
-  const float b = cross_entropy(z.data(), target.data(), static_cast<const float*>(nullptr), rows, classes,
-                                d2.data(), static_cast<int64_t*>(nullptr));
+  const float a = cross_entropy(z.data(), target.data(), nullptr, rows, classes,
+                                d1.data(), nullptr);
+  const float b = cross_entropy(z.data(), target.data(), nullptr, rows, classes,
+                                d2.data(), nullptr);
   CHECK(a == b);
   CHECK(d1 == d2);
-  const double ref = cross_entropy(zd.data(), target.data(), static_cast<const double*>(nullptr), rows, classes,
-                                   static_cast<double*>(nullptr), static_cast<int64_t*>(nullptr));
+  const double ref = cross_entropy(zd.data(), target.data(), nullptr, rows, classes,
+                                   nullptr, nullptr);
   CHECK(a == Approx(ref).epsilon(1e-6));
 }

@@ -72,7 +72,7 @@ TEST_CASE("rmsnorm_forward matches a plain loop, with and without gamma", "[norm
   auto x = test_input(8), gamma = random_vector(kDim, 9);
   std::vector<double> y(kRows * kDim), rstd(kRows), y1(kRows * kDim);
   rmsnorm_forward(x.data(), gamma.data(), y.data(), rstd.data(), kRows, kDim, kEps);
-  rmsnorm_forward(x.data(), static_cast<const double*>(nullptr), y1.data(), rstd.data(), kRows, kDim, kEps);
+  rmsnorm_forward(x.data(), nullptr, y1.data(), rstd.data(), kRows, kDim, kEps);
   for (int64_t r = 0; r < kRows; ++r) {
     double ms = 0;
     for (int64_t i = 0; i < kDim; ++i) ms += x[r * kDim + i] * x[r * kDim + i] / kDim;
@@ -101,13 +101,13 @@ TEST_CASE("rmsnorm_backward matches finite differences", "[norm]") {
   }
   SECTION("without gamma") {
     auto loss = [&] {
-      rmsnorm_forward(x.data(), static_cast<const double*>(nullptr), y.data(), rstd.data(), kRows, kDim, kEps);
+      rmsnorm_forward(x.data(), nullptr, y.data(), rstd.data(), kRows, kDim, kEps);
       return dot(y, probe);
     };
     loss();
     std::vector<double> dx(kRows * kDim);
-    rmsnorm_backward(x.data(), static_cast<const double*>(nullptr), rstd.data(), probe.data(), dx.data(),
-                     static_cast<double*>(nullptr), kRows, kDim);
+    rmsnorm_backward(x.data(), nullptr, rstd.data(), probe.data(), dx.data(),
+                     nullptr, kRows, kDim);
     // h = 1e-5: at the default 1e-6 the rounding of the O(1) loss (~1e-9
     // after dividing by 2h) swamps the 1e-4-sized gradients of the large rows.
     check_gradient("rmsnorm dx (no gamma)", x, dx, loss, 1e-6, 1e-5);

@@ -178,8 +178,8 @@ TEST_CASE("s4d kernel equals the impulse response of the recurrence", "[s4d]") {
     Harness<double> hs({{"d_model", "4"}, {"d_state", "16"}, {"disc", disc}});
     perturb(hs, 21);
     s4d::Modes m;
-    m.load(hs.param("log_dt").data(), hs.param("A_real_log").data(), hs.param("A_imag").data(),
-           hs.param("B").data(), hs.param("C").data(), H, N2);
+    m.load(hs.param("log_dt").data(), hs.param("A_real_log").data(), hs.param("A_imag").data(), hs.param("B").data(),
+           hs.param("C").data(), H, N2);
     auto scheme = registry().create_disc(disc, {});
     ssm::View z(m.z.data(), {H, N2}), a(m.a.data(), {H, N2}), beta(m.beta.data(), {H, N2});
     ssm_ctx ctx = ssmhost::make_ctx(false, 1, 0, 0);
@@ -221,15 +221,26 @@ TEST_CASE("s4d step mode equals convolution mode", "[s4d]") {
     std::vector<double> y_steps(y.size()), xt(B * H), yt(B * H);
     ssm::View vx(xt.data(), {B, H}), vy(yt.data(), {B, H});
     for (int64_t t = 0; t < L; ++t) {
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(x.begin() + (b * L + t) * H, H, xt.begin() + b * H);
+      for (int64_t b = 0; b < B; ++b) std::copy_n(x.begin() + (b * L + t) * H, H, xt.begin() + b * H);
       hs.layer->step(&ctx, hs.value_ptrs.data(), state, vx.get(), vy.get());
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(yt.begin() + b * H, H, y_steps.begin() + (b * L + t) * H);
+      for (int64_t b = 0; b < B; ++b) std::copy_n(yt.begin() + b * H, H, y_steps.begin() + (b * L + t) * H);
     }
     hs.layer->state_destroy(state);
     INFO(disc);
     CHECK(max_rel_diff(y_steps, y) < 1e-12);
+  }
+}
+
+TEST_CASE("s4d with a discretization suffix: s4dz, s4db", "[s4d]") {
+  const int64_t B = 1, L = 8, H = 2;
+  for (std::string disc : {"zoh", "bilinear"}) {
+    Harness<double> by_option({{"d_model", "2"}, {"d_state", "4"}, {"disc", disc}});
+    auto by_suffix = registry().create_layer(disc == "zoh" ? "s4dz" : "s4db", {{"d_model", "2"}, {"d_state", "4"}});
+    std::vector<double> x = ssm_test::random_vector(B * L * H, 9), y(x.size());
+    ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
+    ssm_ctx ctx = ssmhost::make_ctx(false, 1, 7, 0);
+    by_suffix->forward(&ctx, by_option.value_ptrs.data(), vx.get(), vy.get());
+    CHECK(y == by_option.forward(x, B, L, false));
   }
 }
 
@@ -305,8 +316,8 @@ TEST_CASE("s4d initial values follow S4D-Lin, S4D-Inv and S4D-Real", "[s4d]") {
 TEST_CASE("s4d parameter hints: SSM parameters capped and without weight decay", "[s4d]") {
   Harness<double> hs({{"d_model", "8"}, {"d_state", "6"}});
   const std::vector<std::pair<std::string, std::vector<int64_t>>> expect{
-      {"log_dt", {8}}, {"A_real_log", {8, 3}}, {"A_imag", {8, 3}}, {"B", {8, 3, 2}},
-      {"C", {8, 3, 2}}, {"D", {8}},           {"W_out", {16, 8}},  {"b_out", {16}}};
+      {"log_dt", {8}}, {"A_real_log", {8, 3}}, {"A_imag", {8, 3}}, {"B", {8, 3, 2}}, {"C", {8, 3, 2}},
+      {"D", {8}},      {"W_out", {16, 8}},     {"b_out", {16}}};
   REQUIRE(hs.info.size() == expect.size());
   for (size_t i = 0; i < expect.size(); ++i) {
     const auto& p = hs.info[i];

@@ -89,48 +89,42 @@ class S4D : public ssm::Layer {
 
   std::vector<ssm::ParamSpec> params() override { return specs(); }
 
- private:
-  std::vector<ssm::ParamSpec> specs() const {
-    const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY;
-    auto ssm_param = [&](const char* name, std::vector<int64_t> shape) {
-      return ssm::ParamSpec{name, std::move(shape), ssm_flags, lr_ssm_, 0.0};
-    };
-    auto param = [](const char* name, std::vector<int64_t> shape) { return ssm::ParamSpec{name, std::move(shape)}; };
-    return {ssm_param("log_dt", {H_}),
-            ssm_param("A_real_log", {H_, N2_}),
-            ssm_param("A_imag", {H_, N2_}),
-            ssm_param("B", {H_, N2_, 2}),
-            param("C", {H_, N2_, 2}),
-            param("D", {H_}),
-            param("W_out", {2 * H_, H_}),
-            param("b_out", {2 * H_})};
-  }
-
- public:
   void init_params(ssm::Context& ctx, ssm::Params p) override {
-    if (ssm::is<float>(p[0])) init_typed<float>(ctx, p);
-    else if (ssm::is<double>(p[0])) init_typed<double>(ctx, p);
-    else ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
+    if (ssm::is<float>(p[0]))
+      init_typed<float>(ctx, p);
+    else if (ssm::is<double>(p[0]))
+      init_typed<double>(ctx, p);
+    else
+      ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
   }
 
   void forward(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) override {
-    if (ssm::is<float>(x)) forward_typed<float>(ctx, p, x, y);
-    else if (ssm::is<double>(x)) forward_typed<double>(ctx, p, x, y);
-    else ssm::fail("s4d: x must be float32 or float64, got " + ssm::dtype_name(x.dtype));
+    if (ssm::is<float>(x))
+      forward_typed<float>(ctx, p, x, y);
+    else if (ssm::is<double>(x))
+      forward_typed<double>(ctx, p, x, y);
+    else
+      ssm::fail("s4d: x must be float32 or float64, got " + ssm::dtype_name(x.dtype));
   }
 
   void backward(ssm::Context&, ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) override {
-    if (ssm::is<float>(dy)) backward_typed<float>(p, dy, dx, dp);
-    else if (ssm::is<double>(dy)) backward_typed<double>(p, dy, dx, dp);
-    else ssm::fail("s4d: dy must be float32 or float64, got " + ssm::dtype_name(dy.dtype));
+    if (ssm::is<float>(dy))
+      backward_typed<float>(p, dy, dx, dp);
+    else if (ssm::is<double>(dy))
+      backward_typed<double>(p, dy, dx, dp);
+    else
+      ssm::fail("s4d: dy must be float32 or float64, got " + ssm::dtype_name(dy.dtype));
   }
 
   std::unique_ptr<ssm::LayerState> state_create(ssm::Context& ctx, ssm::Params p, int64_t batch) override {
     if (batch < 1) ssm::fail("s4d: state_create needs batch >= 1, got " + std::to_string(batch));
     s4d::Modes m;
-    if (ssm::is<float>(p[0])) discretize<float>(ctx, p, m, /*derivatives=*/false);
-    else if (ssm::is<double>(p[0])) discretize<double>(ctx, p, m, /*derivatives=*/false);
-    else ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
+    if (ssm::is<float>(p[0]))
+      discretize<float>(ctx, p, m, /*derivatives=*/false);
+    else if (ssm::is<double>(p[0]))
+      discretize<double>(ctx, p, m, /*derivatives=*/false);
+    else
+      ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
     auto st = std::make_unique<State>();
     st->batch = batch;
     st->H = H_;
@@ -144,14 +138,30 @@ class S4D : public ssm::Layer {
 
   void step(ssm::Context&, ssm::Params p, ssm::LayerState& state, const DLTensor& x, DLTensor& y) override {
     auto& st = dynamic_cast<State&>(state);
-    if (ssm::is<float>(x)) step_typed<float>(p, st, x, y);
-    else if (ssm::is<double>(x)) step_typed<double>(p, st, x, y);
-    else ssm::fail("s4d: x_t must be float32 or float64, got " + ssm::dtype_name(x.dtype));
+    if (ssm::is<float>(x))
+      step_typed<float>(p, st, x, y);
+    else if (ssm::is<double>(x))
+      step_typed<double>(p, st, x, y);
+    else
+      ssm::fail("s4d: x_t must be float32 or float64, got " + ssm::dtype_name(x.dtype));
   }
 
  private:
+  std::vector<ssm::ParamSpec> specs() const {
+    const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY;
+    auto ssm_param = [&](const char* name, std::vector<int64_t> shape) {
+      return ssm::ParamSpec{name, std::move(shape), ssm_flags, lr_ssm_, 0.0};
+    };
+    auto param = [](const char* name, std::vector<int64_t> shape) { return ssm::ParamSpec{name, std::move(shape)}; };
+    return {ssm_param("log_dt", {H_}),      ssm_param("A_real_log", {H_, N2_}),
+            ssm_param("A_imag", {H_, N2_}), ssm_param("B", {H_, N2_, 2}),
+            param("C", {H_, N2_, 2}),       param("D", {H_}),
+            param("W_out", {2 * H_, H_}),   param("b_out", {2 * H_})};
+  }
+
   template <typename T>
   void init_typed(ssm::Context& ctx, ssm::Params p) {
+    check_param_shapes<T>(p);
     auto fill = [&](size_t i, ssm_rng_dist dist) { ctx.rng_fill(i, ctx.rng_offset(), dist, p[i]); };
     T* log_dt = p.data<T>(kLogDt);
     fill(kLogDt, SSM_RNG_UNIFORM);
@@ -164,13 +174,17 @@ class S4D : public ssm::Layer {
     const double pi = 3.14159265358979323846, N = double(N_);
     for (int64_t h = 0; h < H_; ++h)
       for (int64_t n = 0; n < N2_; ++n) {
-        // A = -exp(A_real_log) - i A_imag (ssm-math.md §0).
-        double re_A = -0.5, im_A = 0;
-        if (init_ == "lin") im_A = -pi * double(n);
-        else if (init_ == "inv") im_A = -(N / pi) * (N / double(2 * n + 1) - 1);
-        else re_A = -double(n + 1);
-        A_real_log[h * N2_ + n] = static_cast<T>(std::log(-re_A));
-        A_imag[h * N2_ + n] = static_cast<T>(-im_A);
+        // Stored form (ssm-math.md §0): A = -exp(A_real_log) - i A_imag, so
+        // A_real_log = log(-Re A) and A_imag = -Im A.
+        double minus_re_A = 0.5, minus_im_A = 0;
+        if (init_ == "lin")
+          minus_im_A = pi * double(n);
+        else if (init_ == "inv")
+          minus_im_A = (N / pi) * (N / double(2 * n + 1) - 1);
+        else
+          minus_re_A = double(n + 1);
+        A_real_log[h * N2_ + n] = static_cast<T>(std::log(minus_re_A));
+        A_imag[h * N2_ + n] = static_cast<T>(minus_im_A);
         B[2 * (h * N2_ + n)] = T(1);
         B[2 * (h * N2_ + n) + 1] = T(0);
       }
@@ -223,9 +237,9 @@ class S4D : public ssm::Layer {
 
   // (B, L) of a (B, L, H) tensor; `what` names it in errors.
   std::pair<int64_t, int64_t> sequence_shape(const DLTensor& t, const char* what) const {
-    if (t.ndim != 3 || t.shape[2] != H_)
-      ssm::fail(std::string("s4d: ") + what + " has shape " + ssm::shape_str(t) + ", expected (B, L, d_model=" +
-           std::to_string(H_) + ")");
+    if (t.ndim != 3 || t.shape[2] != H_ || t.shape[1] < 1)
+      ssm::fail(std::string("s4d: ") + what + " has shape " + ssm::shape_str(t) +
+                ", expected (B, L >= 1, d_model=" + std::to_string(H_) + ")");
     return {t.shape[0], t.shape[1]};
   }
 
@@ -238,7 +252,8 @@ class S4D : public ssm::Layer {
   template <typename T>
   void forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) {
     const auto [B, L] = sequence_shape(x, "x");
-    if (sequence_shape(y, "y") != std::make_pair(B, L)) ssm::fail("s4d: y has shape " + ssm::shape_str(y) + ", expected that of x");
+    if (sequence_shape(y, "y") != std::make_pair(B, L))
+      ssm::fail("s4d: y has shape " + ssm::shape_str(y) + ", expected that of x");
     const bool training = ctx.training();
     if (training) training_ok_ = false;  // until this forward has filled the cache
     Cache<T> local;
@@ -287,7 +302,7 @@ class S4D : public ssm::Layer {
     const int64_t B = c->B, L = c->L, n = B * L * H_, rows = B * L;
     if (sequence_shape(dy, "dy") != std::make_pair(B, L) || sequence_shape(dx, "dx") != std::make_pair(B, L))
       ssm::fail("s4d: dy and dx must have the shape of the last training forward's x, (" + std::to_string(B) + ", " +
-           std::to_string(L) + ", " + std::to_string(H_) + ")");
+                std::to_string(L) + ", " + std::to_string(H_) + ")");
     if (dp.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " gradient tensors");
     check_param_shapes<T>(dp);
 
@@ -295,8 +310,8 @@ class S4D : public ssm::Layer {
     c->dz.resize(static_cast<size_t>(2 * n));
     ssm::kernels::glu_backward(c->z.data(), ssm::data<T>(dy, "dy"), c->dz.data(), rows, H_);
     T* g = c->z.data();
-    ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), c->dz.data(), g, dp.data<T>(kWOut),
-                                  dp.data<T>(kBOut), rows, H_, 2 * H_);
+    ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), c->dz.data(), g, dp.data<T>(kWOut), dp.data<T>(kBOut),
+                                  rows, H_, 2 * H_);
     if (!c->scale.empty()) scale_channels(g, c->scale.data(), B, L);
     ssm::kernels::gelu_backward(c->v.data(), g, g, n);
 
@@ -329,7 +344,7 @@ class S4D : public ssm::Layer {
     for (const DLTensor* t : {&x, static_cast<const DLTensor*>(&y)})
       if (t->ndim != 2 || t->shape[0] != B || t->shape[1] != H_)
         ssm::fail("s4d: step tensors must be (batch=" + std::to_string(B) + ", d_model=" + std::to_string(H_) +
-             "), got " + ssm::shape_str(*t));
+                  "), got " + ssm::shape_str(*t));
     check_param_shapes<T>(p);
     const T* u = ssm::data<T>(x, "x_t");
     const T* D = p.data<T>(kD);

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <cmath>
 #include <complex>
 #include <cstdint>

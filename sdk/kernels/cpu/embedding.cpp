@@ -15,7 +15,8 @@ namespace {
 // Checked before the parallel loops: an exception must not leave an OpenMP region.
 void check_ids(const int32_t* ids, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0) fail("embedding id " + std::to_string(ids[i]) + " at position " + std::to_string(i) + " is negative");
+    if (ids[i] < 0)
+      fail("embedding id " + std::to_string(ids[i]) + " at position " + std::to_string(i) + " is negative");
 }
 }  // namespace
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -119,7 +120,8 @@ Plans<T> plans_for(int64_t n, int64_t count) {
   std::lock_guard<std::mutex> lock(planner_mutex());
   auto it = cache.plans.find({n, count});
   if (it != cache.plans.end()) return it->second;
-  if (n > INT_MAX || count > INT_MAX) fail("fftconv: sequence too long for FFTW (FFT length " + std::to_string(n) + ")");
+  if (n > INT_MAX || count > INT_MAX)
+    fail("fftconv: sequence too long for FFTW (FFT length " + std::to_string(n) + ")");
   // FFTW_ESTIMATE does not touch the arrays; they only fix the alignment.
   T* real = static_cast<T*>(Fftw<T>::alloc(sizeof(T) * static_cast<size_t>(count * n)));
   auto* spec = static_cast<typename Fftw<T>::Complex*>(
@@ -131,7 +133,8 @@ Plans<T> plans_for(int64_t n, int64_t count) {
   }
   Fftw<T>::release(real);
   Fftw<T>::release(spec);
-  if (!p.r2c || !p.c2r) fail("fftconv: FFTW could not plan a transform of length " + std::to_string(n), SSM_ERR_INTERNAL);
+  if (!p.r2c || !p.c2r)
+    fail("fftconv: FFTW could not plan a transform of length " + std::to_string(n), SSM_ERR_INTERNAL);
   cache.plans.emplace(std::make_pair(n, count), p);
   return p;
 }
@@ -230,18 +233,27 @@ class ChannelBlock {
   Complex *spec_, *kernel_;
 };
 
-// Runs task(h0, count) for every block of channels, in parallel.
+// Runs task(h0, count) for every block of channels, in parallel. An
+// exception (out of memory) must not leave an OpenMP region: the first one is
+// rethrown after the loop.
 template <typename Task>
 void for_each_block(int64_t H, Task task) {
   const int64_t blocks = (H + kBlock - 1) / kBlock;
   // Plans are made before the parallel loop so that no thread waits on the planner.
   task.prepare(std::min(H, kBlock));
   if (H % kBlock) task.prepare(H % kBlock);
+  std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t i = 0; i < blocks; ++i) {
     const int64_t h0 = i * kBlock;
-    task(h0, std::min(kBlock, H - h0));
+    try {
+      task(h0, std::min(kBlock, H - h0));
+    } catch (...) {
+#pragma omp critical(ssm_fftconv_error)
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -314,7 +326,7 @@ template void fftconv_forward<float>(const float*, const float*, float*, int64_t
 template void fftconv_forward<double>(const double*, const double*, double*, int64_t, int64_t, int64_t);
 template void fftconv_backward<float>(const float*, const float*, const float*, float*, float*, int64_t, int64_t,
                                       int64_t);
-template void fftconv_backward<double>(const double*, const double*, const double*, double*, double*, int64_t,
-                                       int64_t, int64_t);
+template void fftconv_backward<double>(const double*, const double*, const double*, double*, double*, int64_t, int64_t,
+                                       int64_t);
 
 }  // namespace ssm::kernels

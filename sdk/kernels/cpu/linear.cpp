@@ -56,7 +56,8 @@ void add_weight_grad(const T* x, const T* dy, T* dW, int64_t rows, int64_t in, i
 }  // namespace
 
 template <typename T>
-void linear_forward(const T* x, const T* W, const T* b, T* y, int64_t rows, int64_t in, int64_t out) {
+void linear_forward(const T* x, const T* W, std::add_pointer_t<const T> b, T* y, int64_t rows, int64_t in,
+                    int64_t out) {
   ConstMap<T> X(x, rows, in), Wm(W, out, in);
   MutMap<T> Y(y, rows, out);
   if (!b) {
@@ -71,8 +72,8 @@ void linear_forward(const T* x, const T* W, const T* b, T* y, int64_t rows, int6
 }
 
 template <typename T>
-void linear_backward(const T* x, const T* W, const T* dy, T* dx, T* dW, T* db, int64_t rows, int64_t in,
-                     int64_t out) {
+void linear_backward(const T* x, const T* W, const T* dy, std::add_pointer_t<T> dx, T* dW, std::add_pointer_t<T> db,
+                     int64_t rows, int64_t in, int64_t out) {
   ConstMap<T> X(x, rows, in), Wm(W, out, in), dY(dy, rows, out);
   if (dx) {
     MutMap<T> dX(dx, rows, in);

@@ -29,8 +29,8 @@ double total_weight(const T* weight, int64_t rows) {
 }  // namespace
 
 template <typename T>
-T cross_entropy(const T* logits, const int32_t* target, const T* weight, int64_t rows, int64_t classes,
-                T* dlogits, int64_t* correct) {
+T cross_entropy(const T* logits, const int32_t* target, std::add_pointer_t<const T> weight, int64_t rows,
+                int64_t classes, std::add_pointer_t<T> dlogits, int64_t* correct) {
   const double wsum = total_weight(weight, rows);
   for (int64_t r = 0; r < rows; ++r) {
     if (weight && weight[r] == T(0)) continue;
@@ -76,7 +76,8 @@ T cross_entropy(const T* logits, const int32_t* target, const T* weight, int64_t
 }
 
 template <typename T>
-T mse(const T* pred, const T* target, const T* weight, int64_t rows, int64_t dim, T* dpred) {
+T mse(const T* pred, const T* target, std::add_pointer_t<const T> weight, int64_t rows, int64_t dim,
+      std::add_pointer_t<T> dpred) {
   const double wsum = total_weight(weight, rows);
   if (wsum == 0) {
     if (dpred) std::fill(dpred, dpred + rows * dim, T(0));

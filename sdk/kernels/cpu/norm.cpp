@@ -76,7 +76,8 @@ void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd
 }
 
 template <typename T>
-void rmsnorm_forward(const T* x, const T* gamma, T* y, T* rstd, int64_t rows, int64_t dim, double eps) {
+void rmsnorm_forward(const T* x, std::add_pointer_t<const T> gamma, T* y, T* rstd, int64_t rows, int64_t dim,
+                     double eps) {
 #pragma omp parallel for schedule(static) if (rows * dim >= detail::kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const T* xr = x + r * dim;
@@ -120,8 +121,8 @@ void rmsnorm_backward_row(const T* x, const T* gamma, double rs, const T* dy, T*
 }  // namespace
 
 template <typename T>
-void rmsnorm_backward(const T* x, const T* gamma, const T* rstd, const T* dy, T* dx, T* dgamma, int64_t rows,
-                      int64_t dim) {
+void rmsnorm_backward(const T* x, std::add_pointer_t<const T> gamma, const T* rstd, const T* dy, T* dx,
+                      std::add_pointer_t<T> dgamma, int64_t rows, int64_t dim) {
   // With no dgamma the reduction has width 0 and only writes dx.
   const int64_t width = dgamma ? dim : 0;
   const std::vector<double> sums = detail::reduce_rows(rows, width, dim, [&](int64_t r0, int64_t r1, double* acc) {
