@@ -349,6 +349,11 @@ int run_train(const std::vector<std::string>& args) {
                        layer_info->id + " with " + suffix_disc + "; give one of them");
     resolved["disc"] = suffix_disc;
   }
+  // No disc named: the layer's own default scheme is the run's, so /config and
+  // /config/plugins record it like one given by hand.
+  if (!resolved.count("disc"))
+    for (const OptionInfo& oi : layer_info->options)
+      if (oi.name == "disc" && !oi.default_value.empty()) resolved["disc"] = oi.default_value;
   std::vector<const PluginInfo*> used = {layer_info, &task_info};
   if (resolved.count("disc")) used.push_back(&reg.require(SSM_KIND_DISC, resolved["disc"]));
   if (resolved.count("dataset")) used.push_back(&reg.require(SSM_KIND_DATASET, resolved["dataset"]));

@@ -402,9 +402,10 @@ TrainResult train(Registry& reg, const RunOptions& opt, const std::string& comma
   result.final_metric = last_eval_metric;
   result.best_metric = best;
   result.final_loss = last_loss;
-  log.write_summary({{"final_eval_metric", last_eval_metric},
+  // Key names are the run log schema's (docs/runlog.md: final_metric, best_metric, ...).
+  log.write_summary({{"final_metric", last_eval_metric},
                      {"final_eval_loss", last_eval_loss},
-                     {"best_eval_metric", best},
+                     {"best_metric", best},
                      {"best_step", static_cast<double>(best_step)},
                      {"final_train_loss", last_loss},
                      {"steps", static_cast<double>(step)},

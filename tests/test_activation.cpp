@@ -6,6 +6,7 @@
 
 #include "gradcheck.hpp"
 #include "ssm/kernels/activation.hpp"
+#include "ssm/kernels/parallel.hpp"
 
 using namespace ssm::kernels;
 using ssm_test::check_gradient;
@@ -87,17 +88,49 @@ TEST_CASE("activation backward matches finite differences", "[activation]") {
 }
 
 TEST_CASE("float activations agree with double on the parallel path", "[activation]") {
-  const int64_t n = 100000;  // above the OpenMP threshold
-  auto xd = random_vector(n, 6, 6.0);
-  std::vector<float> x(xd.begin(), xd.end()), y(n), dx(n), dy(n, 1.f);
-  std::vector<double> yd(n), dxd(n), dyd(n, 1.0);
+  // Above the OpenMP threshold, not a multiple of the kernels' block size.
+  const int64_t rows = 1001, dim = 50, n = rows * 2 * dim;
+  auto xd = random_vector(n, 6, 12.0), dyd = random_vector(n, 7);
+  std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end()), y(n), dx(n);
+  std::vector<double> xr(x.begin(), x.end()), dyr(dy.begin(), dy.end()), yr(n), dxr(n);  // the float inputs, exactly
+  auto expect_close = [&](const char* what, int64_t count) {
+    INFO(what);
+    for (int64_t i = 0; i < count; ++i) {
+      REQUIRE(y[i] == Approx(yr[i]).margin(2e-5).epsilon(1e-5));
+      REQUIRE(dx[i] == Approx(dxr[i]).margin(2e-5).epsilon(1e-5));
+    }
+  };
   gelu_forward(x.data(), y.data(), n);
   gelu_backward(x.data(), dy.data(), dx.data(), n);
-  std::vector<double> xr(x.begin(), x.end());  // the float inputs, exactly
-  gelu_forward(xr.data(), yd.data(), n);
-  gelu_backward(xr.data(), dyd.data(), dxd.data(), n);
-  for (int64_t i = 0; i < n; ++i) {
-    REQUIRE(y[i] == Approx(yd[i]).margin(1e-5));
-    REQUIRE(dx[i] == Approx(dxd[i]).margin(1e-5));
-  }
+  gelu_forward(xr.data(), yr.data(), n);
+  gelu_backward(xr.data(), dyr.data(), dxr.data(), n);
+  expect_close("gelu", n);
+  silu_forward(x.data(), y.data(), n);
+  silu_backward(x.data(), dy.data(), dx.data(), n);
+  silu_forward(xr.data(), yr.data(), n);
+  silu_backward(xr.data(), dyr.data(), dxr.data(), n);
+  expect_close("silu", n);
+  glu_forward(x.data(), y.data(), rows, dim);
+  glu_backward(x.data(), dy.data(), dx.data(), rows, dim);
+  glu_forward(xr.data(), yr.data(), rows, dim);
+  glu_backward(xr.data(), dyr.data(), dxr.data(), rows, dim);
+  expect_close("glu", rows * dim);
+}
+
+TEST_CASE("activations do not depend on the thread count", "[activation]") {
+  const int64_t n = 100003;
+  auto xd = random_vector(n, 8, 6.0);
+  std::vector<float> x(xd.begin(), xd.end()), dy(n, 1.f);
+  auto run = [&] {
+    std::vector<float> out(2 * n);
+    gelu_forward(x.data(), out.data(), n);
+    silu_backward(x.data(), dy.data(), out.data() + n, n);
+    return out;
+  };
+  set_threads(1);
+  auto one = run();
+  set_threads(3);
+  auto three = run();
+  set_threads(2);
+  CHECK(one == three);
 }
