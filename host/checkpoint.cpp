@@ -202,6 +202,10 @@ void write_checkpoint_file(const std::string& file_path, const CheckpointData& d
     h5::Handle config = h5::create_group(root, "config", where);
     for (const auto& [name, value] : data.config) h5::set_attr_string(config.get(), name, value, where);
   }
+  {
+    h5::Handle state = h5::create_group(root, "trainer_state", where);
+    for (const auto& [name, value] : data.trainer_state) h5::set_attr_double(state.get(), name, value, where);
+  }
   write_names(root, data.arrays, where);
   {
     h5::Handle arrays = h5::create_group(root, kArraysGroup, where);
@@ -258,6 +262,11 @@ CheckpointData load_checkpoint(const std::string& path) {
     h5::Handle config = h5::open_group(root, "config", where);
     for (const auto& name : h5::attr_names(config.get(), where))
       data.config[name] = h5::get_attr_string(config.get(), name, where);
+  }
+  if (H5Lexists(root, "trainer_state", H5P_DEFAULT) > 0) {
+    h5::Handle state = h5::open_group(root, "trainer_state", where);
+    for (const auto& name : h5::attr_names(state.get(), where))
+      data.trainer_state[name] = h5::get_attr_double(state.get(), name, where);
   }
   std::vector<std::string> names = read_names(root, where);
   h5::Handle arrays = h5::open_group(root, kArraysGroup, where);

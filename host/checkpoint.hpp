@@ -29,6 +29,7 @@ struct CheckpointData {
   uint64_t seed = 0;
   uint64_t data_index = 0;                    // position in the data stream
   std::map<std::string, std::string> config;  // the resolved options of the run
+  std::map<std::string, double> trainer_state; // e.g. best metric, patience counter (optional)
   std::vector<NamedArray> arrays;             // parameters and optimizer moments, order kept
 };
 

@@ -1,6 +1,6 @@
 #include "model.hpp"
 
-#include <ssm/kernels/dropout.hpp>
+#include <ssm/kernels/channel_dropout.hpp>
 #include <ssm/kernels/embedding.hpp>
 #include <ssm/kernels/linear.hpp>
 #include <ssm/kernels/norm.hpp>
@@ -23,7 +23,7 @@ struct Model::Block {
   std::vector<DLTensor*> values, grads;  // the layer's parameters, ABI views
   size_t norm_gamma = 0, norm_beta = 0;
   uint64_t seed = 0;                     // this layer's own seed
-  Tensor normed, z, zdrop, sum, mean, rstd, keep;
+  Tensor normed, z, zdrop, sum, mean, rstd, scale;  // scale: channel dropout (B, H)
   Tensor dz, dlayer_in;
 };
 
@@ -223,14 +223,12 @@ const Tensor& Model::forward(const Tensor& x, bool training, uint64_t step) {
       b.layer->forward(&ctx, b.values.data(), acts_[i].dl(), b.z.dl());
     }
     const float* zd = b.z.data<float>();
-    if (training && cfg_.dropout > 0) {
+    if (training && cfg_.dropout > 0) {  // channel dropout, as the official S4 example's blocks
       b.zdrop.resize({B_, L_, H});
-      if (b.keep.empty())
-        b.keep = Tensor::of<uint8_t>({n});
-      else
-        b.keep.resize({n});
-      k::dropout_forward(zd, b.zdrop.data<float>(), b.keep.data<uint8_t>(), n, cfg_.dropout, cfg_.seed,
-                         kDropoutStream + i, step * static_cast<uint64_t>(n));
+      b.scale.resize({B_, H});
+      k::channel_dropout_mask(b.scale.data<float>(), B_, H, cfg_.dropout, cfg_.seed, kDropoutStream + i,
+                              step * static_cast<uint64_t>(B_ * H));
+      k::scale_channels(zd, b.scale.data<float>(), b.zdrop.data<float>(), B_, L_, H);
       zd = b.zdrop.data<float>();
     }
     if (cfg_.prenorm) {
@@ -312,7 +310,7 @@ void Model::backward(const Tensor& dlogits) {
       ds = dy->data<float>();
     }
     if (cfg_.dropout > 0)
-      k::dropout_backward(ds, b.keep.data<uint8_t>(), b.dz.data<float>(), n, cfg_.dropout);
+      k::scale_channels(ds, b.scale.data<float>(), b.dz.data<float>(), B_, L_, H);
     else
       std::copy(ds, ds + n, b.dz.data<float>());
     b.layer->backward(&ctx, b.values.data(), b.dz.dl(), b.dlayer_in.dl(), b.grads.data());

@@ -124,9 +124,10 @@ void svc_status_free(void*, ssm_status* s) { delete s; }
 
 template <class T>
 void fill(T* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t dist) {
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = static_cast<T>(dist == SSM_RNG_NORMAL ? ssm::kernels::philox_normal(seed, stream, offset + i)
-                                                   : ssm::kernels::philox_uniform(seed, stream, offset + i));
+  if (dist == SSM_RNG_NORMAL)
+    ssm::kernels::philox_fill_normal(out, n, seed, stream, offset);
+  else
+    ssm::kernels::philox_fill_uniform(out, n, seed, stream, offset);
 }
 
 ssm_status* svc_rng_fill(void*, uint64_t seed, uint64_t stream, uint64_t offset, int32_t dist, DLTensor* out) {

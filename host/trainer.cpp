@@ -187,6 +187,9 @@ TrainResult train(Registry& reg, const RunOptions& opt, const std::string& comma
   oc.clip = opt.clip;
   AdamW adam(model.params(), oc);
 
+  const bool better_high = higher_is_better(info.metric);
+  double best = better_high ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  int64_t best_step = 0, evals_without_gain = 0;
   int64_t start_step = 0;
   if (!opt.resume.empty()) {
     CheckpointData ck = load_checkpoint(opt.resume);
@@ -214,6 +217,12 @@ TrainResult train(Registry& reg, const RunOptions& opt, const std::string& comma
       restore("adam_v/" + ps[i].name, adam.moments_v()[i]);
     }
     start_step = ck.step;
+    // Early stopping continues where it was (absent in checkpoints of older runs).
+    if (ck.trainer_state.count("best_metric")) {
+      best = ck.trainer_state.at("best_metric");
+      best_step = static_cast<int64_t>(ck.trainer_state.at("best_step"));
+      evals_without_gain = static_cast<int64_t>(ck.trainer_state.at("evals_without_gain"));
+    }
     if (start_step >= total_steps)
       throw Error("--resume " + opt.resume + ": the checkpoint is at step " + std::to_string(start_step) +
                   ", already the end of this run (" + std::to_string(total_steps) + " steps)");
@@ -254,9 +263,6 @@ TrainResult train(Registry& reg, const RunOptions& opt, const std::string& comma
   batch.shape(info, B, T);
   Tensor dlogits = Tensor::of<float>({B * T, info.n_out});
   Progress progress{static_cast<bool>(isatty(STDOUT_FILENO)), opt.quiet};
-  const bool better_high = higher_is_better(info.metric);
-  double best = better_high ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
-  int64_t best_step = 0, evals_without_gain = 0;
   TrainResult result;
   result.log_path = log_path;
   double last_eval_loss = NAN, last_eval_metric = NAN;
@@ -308,6 +314,9 @@ TrainResult train(Registry& reg, const RunOptions& opt, const std::string& comma
     ck.seed = opt.seed;
     ck.data_index = static_cast<uint64_t>(step_done);  // batch index = step: the data stream's whole state
     ck.config = opt.all;
+    ck.trainer_state = {{"best_metric", best},
+                        {"best_step", static_cast<double>(best_step)},
+                        {"evals_without_gain", static_cast<double>(evals_without_gain)}};
     auto& ps = model.params();
     auto add = [&](const std::string& name, const Tensor& t) {
       const float* d = t.data<float>();

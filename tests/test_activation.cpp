@@ -134,3 +134,25 @@ TEST_CASE("activations do not depend on the thread count", "[activation]") {
   set_threads(2);
   CHECK(one == three);
 }
+
+TEST_CASE("activations work in place", "[activation]") {
+  const int64_t rows = 300, dim = 40, n = rows * 2 * dim;  // several blocks
+  auto xd = random_vector(n, 9, 3.0), dyd = random_vector(n, 10);
+  std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end()), y(n), dx(n), dxg(n);
+  gelu_forward(x.data(), y.data(), n);
+  gelu_backward(x.data(), dy.data(), dx.data(), n);
+  silu_backward(x.data(), dy.data(), dxg.data(), n);
+  std::vector<float> inplace = x;
+  gelu_forward(inplace.data(), inplace.data(), n);
+  CHECK(inplace == y);
+  inplace = dy;
+  gelu_backward(x.data(), inplace.data(), inplace.data(), n);  // dx == dy
+  CHECK(inplace == dx);
+  inplace = x;
+  silu_backward(inplace.data(), dy.data(), inplace.data(), n);  // dx == x
+  CHECK(inplace == dxg);
+  glu_backward(x.data(), dy.data(), dx.data(), rows, dim);
+  inplace = x;
+  glu_backward(inplace.data(), dy.data(), inplace.data(), rows, dim);  // dx == x
+  CHECK(inplace == dx);
+}

@@ -1,31 +1,21 @@
 // GELU, SiLU, GLU. The math runs on Eigen arrays so that exp and erf are
 // vectorized (std::erf and std::exp are scalar calls, which made GELU cost
-// more than the GEMM of the same size).
-//
-// Eigen's scalar and vector exp can differ in the last bit, and Eigen picks
-// the scalar path for the elements before the first aligned address and after
-// the last full packet. So every result is computed into an aligned buffer
-// over fixed blocks of kBlock elements (threads take whole blocks): which
-// elements take the scalar path depends neither on the thread count nor on
-// the caller's pointers, and results are bit-identical for any thread count.
+// more than the GEMM of the same size), in fixed blocks through
+// detail::store_block: bit-identical for any thread count.
 #include "ssm/kernels/activation.hpp"
 
-#include <Eigen/Core>
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include <algorithm>
 
-#include "reduce.hpp"
+#include "common.hpp"
 
 namespace ssm::kernels {
 
 namespace {
-constexpr int64_t kBlock = 4096;
-
-template <typename T>
-using Vec = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <typename T>
-using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+using detail::ConstVec;
+using detail::kBlock;
+using detail::store_block;
 
 // Calls f(begin, count) for consecutive blocks of [0, n), in parallel.
 template <typename F>
@@ -33,15 +23,6 @@ void for_blocks(int64_t n, F f) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n >= detail::kParallelMin)
   for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
-}
-
-// out[0, e.size()) = e (at most kBlock values), evaluated in an aligned buffer
-// (see the top of the file). e may read from out.
-template <typename T, typename Expr>
-void store(T* out, const Expr& e) {
-  alignas(64) T buf[kBlock];
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>, Eigen::Aligned64>(buf, e.size()) = e;
-  std::copy(buf, buf + e.size(), out);
 }
 
 // 1 / (1 + exp(-x)); exp(-x) saturates for very negative x, giving ~0, never NaN.
@@ -63,7 +44,7 @@ template <typename T>
 void gelu_forward(const T* x, T* y, int64_t n) {
   for_blocks(n, [&](int64_t i, int64_t m) {
     ConstVec<T> X(x + i, m);
-    store(y + i, X * normal_cdf(X));
+    store_block(y + i, X * normal_cdf(X));
   });
 }
 
@@ -72,7 +53,7 @@ void gelu_backward(const T* x, const T* dy, T* dx, int64_t n) {
   const T inv_sqrt_2pi = T(0.39894228040143267794);
   for_blocks(n, [&](int64_t i, int64_t m) {
     ConstVec<T> X(x + i, m), dY(dy + i, m);
-    store(dx + i, dY * (normal_cdf(X) + X * inv_sqrt_2pi * (T(-0.5) * X.square()).exp()));
+    store_block(dx + i, dY * (normal_cdf(X) + X * inv_sqrt_2pi * (T(-0.5) * X.square()).exp()));
   });
 }
 
@@ -80,7 +61,7 @@ template <typename T>
 void silu_forward(const T* x, T* y, int64_t n) {
   for_blocks(n, [&](int64_t i, int64_t m) {
     ConstVec<T> X(x + i, m);
-    store(y + i, X * sigmoid(X));
+    store_block(y + i, X * sigmoid(X));
   });
 }
 
@@ -89,9 +70,9 @@ void silu_backward(const T* x, const T* dy, T* dx, int64_t n) {
   for_blocks(n, [&](int64_t i, int64_t m) {
     ConstVec<T> X(x + i, m), dY(dy + i, m);
     alignas(64) T s_buf[kBlock];
-    store(s_buf, sigmoid(X));
+    store_block(s_buf, sigmoid(X));
     ConstVec<T> s(s_buf, m);
-    store(dx + i, dY * s * (T(1) + X * (T(1) - s)));
+    store_block(dx + i, dY * s * (T(1) + X * (T(1) - s)));
   });
 }
 
@@ -102,7 +83,7 @@ void glu_forward(const T* x, T* y, int64_t rows, int64_t dim) {
     for (int64_t c = 0; c < dim; c += kBlock) {
       const int64_t m = std::min(kBlock, dim - c);
       ConstVec<T> a(x + r * 2 * dim + c, m), b(x + r * 2 * dim + dim + c, m);
-      store(y + r * dim + c, a * sigmoid(b));
+      store_block(y + r * dim + c, a * sigmoid(b));
     }
 }
 
@@ -114,10 +95,10 @@ void glu_backward(const T* x, const T* dy, T* dx, int64_t rows, int64_t dim) {
       const int64_t m = std::min(kBlock, dim - c);
       ConstVec<T> a(x + r * 2 * dim + c, m), b(x + r * 2 * dim + dim + c, m), g(dy + r * dim + c, m);
       alignas(64) T s_buf[kBlock];
-      store(s_buf, sigmoid(b));
+      store_block(s_buf, sigmoid(b));
       ConstVec<T> s(s_buf, m);
-      store(dx + r * 2 * dim + dim + c, g * a * s * (T(1) - s));  // db first: da may overwrite a (dx == x)
-      store(dx + r * 2 * dim + c, g * s);
+      store_block(dx + r * 2 * dim + dim + c, g * a * s * (T(1) - s));  // db first: da may overwrite a (dx == x)
+      store_block(dx + r * 2 * dim + c, g * s);
     }
 }
 

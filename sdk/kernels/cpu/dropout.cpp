@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "reduce.hpp"
+#include "common.hpp"
 #include "ssm/kernels/philox.hpp"
 #include "ssm/sdk.hpp"
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "reduce.hpp"
+#include "common.hpp"
 
 namespace ssm::kernels {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "reduce.hpp"
+#include "common.hpp"
 #include "ssm/sdk.hpp"
 
 namespace ssm::kernels {
@@ -25,6 +25,37 @@ double total_weight(const T* weight, int64_t rows) {
     total += weight[r];
   }
   return total;
+}
+// One row: returns -log softmax(z)[t], sets *argmax (the first maximum), and
+// when dz is not nullptr writes dz = scale * (softmax(z) - onehot(t)).
+// exp runs vectorized over fixed blocks (detail::store_block); the shift by the
+// maximum avoids overflow, and softmax = exp(z - max) / sum keeps full relative
+// precision even for huge logits.
+template <typename T>
+double cross_entropy_row(const T* z, int64_t classes, int32_t t, double scale, T* dz, int64_t* argmax) {
+  using detail::kBlock;
+  int64_t best = 0;
+  for (int64_t c = 1; c < classes; ++c)
+    if (z[c] > z[best]) best = c;
+  *argmax = best;
+  const T zmax = z[best];
+  alignas(64) T e[kBlock];
+  double sum_exp = 0;
+  for (int64_t c0 = 0; c0 < classes; c0 += kBlock) {
+    const int64_t m = std::min(kBlock, classes - c0);
+    detail::store_block(e, (detail::ConstVec<T>(z + c0, m) - zmax).exp());
+#pragma omp simd reduction(+ : sum_exp)
+    for (int64_t c = 0; c < m; ++c) sum_exp += e[c];
+  }
+  if (dz) {
+    const T factor = static_cast<T>(scale / sum_exp);
+    for (int64_t c0 = 0; c0 < classes; c0 += kBlock) {
+      const int64_t m = std::min(kBlock, classes - c0);
+      detail::store_block(dz + c0, (detail::ConstVec<T>(z + c0, m) - zmax).exp() * factor);
+    }
+    dz[t] -= static_cast<T>(scale);
+  }
+  return std::log(sum_exp) + (static_cast<double>(zmax) - z[t]);
 }
 }  // namespace
 
@@ -54,21 +85,8 @@ T cross_entropy(const T* logits, const int32_t* target, std::add_pointer_t<const
         continue;
       }
       int64_t argmax = 0;
-      for (int64_t c = 1; c < classes; ++c)
-        if (z[c] > z[argmax]) argmax = c;
-      // log-sum-exp shifted by the maximum: no overflow.
-      const double zmax = z[argmax];
-      double sum_exp = 0;
-      for (int64_t c = 0; c < classes; ++c) sum_exp += std::exp(z[c] - zmax);
-      const double lse = zmax + std::log(sum_exp);
-      const int32_t t = target[r];
-      acc[0] += w * (lse - z[t]);
-      acc[1] += argmax == t ? 1.0 : 0.0;
-      if (dz) {
-        const double scale = w / wsum;
-        for (int64_t c = 0; c < classes; ++c) dz[c] = static_cast<T>(scale * std::exp(z[c] - lse));
-        dz[t] = static_cast<T>(scale * (std::exp(z[t] - lse) - 1.0));
-      }
+      acc[0] += w * cross_entropy_row(z, classes, target[r], w / wsum, dz, &argmax);
+      acc[1] += argmax == target[r] ? 1.0 : 0.0;
     }
   });
   if (correct) *correct = static_cast<int64_t>(sums[1]);

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "reduce.hpp"
+#include "common.hpp"
 
 namespace ssm::kernels {
 

@@ -1,7 +1,7 @@
 // Philox fills (the single-value functions are inline in the header).
 #include "ssm/kernels/philox.hpp"
 
-#include "reduce.hpp"
+#include "common.hpp"
 
 namespace ssm::kernels {
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <string>
 
-#include "reduce.hpp"
+#include "common.hpp"
 #include "ssm/sdk.hpp"
 
 namespace ssm::kernels {

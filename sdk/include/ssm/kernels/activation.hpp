@@ -1,6 +1,7 @@
 // Elementwise activations and their gradients on dense arrays. T = float or double.
 // Forward outputs and dx are overwritten. exp and erf are Eigen's vectorized
 // versions (float erf: a rational approximation within a few ulp; double erf: std::erf).
+// In place is fine: y may be x, and dx may be x or dy.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,9 @@
-// Private helpers of the CPU kernels (not installed): deterministic reductions
-// over rows and the size below which OpenMP is not worth starting.
+// Private helpers of the CPU kernels (not installed): the size below which
+// OpenMP is not worth starting, deterministic reductions over rows, and
+// vectorized Eigen math whose result does not depend on pointer alignment.
 #pragma once
+
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <cstdint>
@@ -37,6 +40,25 @@ std::vector<double> reduce_rows(int64_t rows, int64_t width, int64_t row_cost, A
     for (int64_t j = 0; j < width; ++j) total[j] += p[j];
   }
   return total;
+}
+
+// Eigen's scalar and vector exp can differ in the last bit, and Eigen takes
+// the scalar path for the elements before the first aligned address of the
+// destination and after its last full packet. Elementwise math is therefore
+// evaluated into an aligned buffer over blocks of at most kBlock values cut at
+// fixed positions: which elements take the scalar path depends neither on the
+// thread count nor on the caller's pointers.
+constexpr int64_t kBlock = 4096;
+
+template <typename T>
+using ConstVec = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// out[0, e.size()) = e (at most kBlock values), through an aligned buffer. e may read from out.
+template <typename T, typename Expr>
+void store_block(T* out, const Expr& e) {
+  alignas(64) T buf[kBlock];
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>, Eigen::Aligned64>(buf, e.size()) = e;
+  std::copy(buf, buf + e.size(), out);
 }
 
 }  // namespace ssm::kernels::detail
