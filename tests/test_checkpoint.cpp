@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "test_support.hpp"
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -24,17 +26,8 @@ using ssmhost::NamedArray;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/ssm_test_checkpoint_XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
+struct TempDir : ssm_test::TempDir {
+  TempDir() : ssm_test::TempDir("ssm_test_checkpoint") {}
 };
 
 std::string error_of(const std::function<void()>& action) {

@@ -2,6 +2,8 @@
 // batch-size independence, train/eval separation and option errors.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <ssm/sdk.hpp>
 
 #include <algorithm>
@@ -13,16 +15,7 @@
 
 namespace {
 
-ssmhost::Registry& registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
-}
+ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
 struct Batch {
   int64_t size, len, m;

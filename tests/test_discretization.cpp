@@ -3,6 +3,8 @@
 // both complex dtypes, nullable outputs and error messages.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <ssm/sdk.hpp>
 
 #include <complex>
@@ -19,16 +21,7 @@ namespace {
 using cd = std::complex<double>;
 using cld = std::complex<long double>;
 
-ssmhost::Registry& registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
-}
+ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
 struct Outputs {
   std::vector<cd> a, beta, da, dbeta;

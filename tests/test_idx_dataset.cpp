@@ -3,6 +3,8 @@
 // it is installed.
 #include <catch2/catch.hpp>
 
+#include "test_support.hpp"
+
 #include <ssm/sdk.hpp>
 
 #include <boost/filesystem.hpp>
@@ -20,16 +22,7 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-ssmhost::Registry& registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
-}
+ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
 using Bytes = std::vector<uint8_t>;
 

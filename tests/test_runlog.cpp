@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "test_support.hpp"
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -24,18 +26,8 @@ using ssmhost::TrainRow;
 
 namespace {
 
-// A fresh directory under /tmp, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/ssm_test_runlog_XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
+struct TempDir : ssm_test::TempDir {
+  TempDir() : ssm_test::TempDir("ssm_test_runlog") {}
 };
 
 RunLogSetup example_setup() {

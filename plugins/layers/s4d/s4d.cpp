@@ -37,13 +37,12 @@ struct Cache {
   int64_t B = 0, L = 0;
   s4d::Modes modes;
   s4d::Powers powers;
-  std::vector<T> u;      // the input x (B, L, H)
+  ssm::kernels::FftConvSpectra<T> u_spectra;  // the FFTs of the input x (B, L, H)
   std::vector<T> K;      // the kernel (H, L), D folded into lag 0
   std::vector<T> v;      // K * u + D u, before the GELU
   std::vector<T> d;      // after GELU and dropout: the Linear's input
-  std::vector<T> z;      // the Linear's output (B, L, 2H), the GLU's input
+  std::vector<T> z;      // the Linear's output (B, L, 2H), the GLU's input; its gradient in backward
   std::vector<T> scale;  // tied dropout (B, H): 0 or 1/(1-p); empty when off
-  std::vector<T> dz;     // backward scratch (B, L, 2H)
   std::vector<T> dK;     // backward scratch (H, L)
 };
 
@@ -270,15 +269,13 @@ class S4D : public ssm::Layer {
     const T* D = p.data<T>(kD);
     for (int64_t h = 0; h < H_; ++h) c.K[h * L] += D[h];
 
+    // Training keeps the FFTs of u for the backward (instead of u itself).
     const T* u = ssm::data<T>(x, "x");
-    if (training) {
-      c.u.assign(u, u + n);
-      u = c.u.data();
-    }
     c.v.resize(static_cast<size_t>(n));
-    ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
-    c.d.resize(static_cast<size_t>(n));
-    ssm::kernels::gelu_forward(c.v.data(), c.d.data(), n);
+    if (training)
+      ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_, c.u_spectra);
+    else
+      ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
     c.scale.clear();
     if (training && dropout_ > 0) {
       const std::vector<T> ones(static_cast<size_t>(B * H_), T(1));
@@ -286,8 +283,9 @@ class S4D : public ssm::Layer {
       c.scale.resize(static_cast<size_t>(B * H_));
       ssm::kernels::dropout_forward(ones.data(), c.scale.data(), keep.data(), B * H_, dropout_, ctx.seed(),
                                     kDropoutStream, ctx.rng_offset());
-      scale_channels(c.d.data(), c.scale.data(), B, L);
     }
+    c.d.resize(static_cast<size_t>(n));
+    gelu_scaled(c.v.data(), c.d.data(), c.d.data(), c.scale, B, L, /*backward=*/false);
     c.z.resize(static_cast<size_t>(2 * n));
     ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
     ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
@@ -306,19 +304,20 @@ class S4D : public ssm::Layer {
     if (dp.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " gradient tensors");
     check_param_shapes<T>(dp);
 
-    // GLU, then the Linear: its input gradient goes into z's buffer (z is spent).
-    c->dz.resize(static_cast<size_t>(2 * n));
-    ssm::kernels::glu_backward(c->z.data(), ssm::data<T>(dy, "dy"), c->dz.data(), rows, H_);
-    T* g = c->z.data();
-    ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), c->dz.data(), g, dp.data<T>(kWOut), dp.data<T>(kBOut),
-                                  rows, H_, 2 * H_);
-    if (!c->scale.empty()) scale_channels(g, c->scale.data(), B, L);
-    ssm::kernels::gelu_backward(c->v.data(), g, g, n);
+    // GLU in place (z is spent), then the Linear: its input gradient g goes
+    // into dx, which is then carried back in place through dropout, the GELU
+    // and the convolution.
+    T* dz = c->z.data();
+    ssm::kernels::glu_backward(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
+    T* g = ssm::data<T>(dx, "dx");
+    ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), dz, g, dp.data<T>(kWOut), dp.data<T>(kBOut), rows, H_,
+                                  2 * H_);
+    gelu_scaled(c->v.data(), g, g, c->scale, B, L, /*backward=*/true);
 
     // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
     std::vector<T>& dK = c->dK;
     dK.assign(static_cast<size_t>(H_ * L), T(0));
-    ssm::kernels::fftconv_backward(c->u.data(), c->K.data(), g, ssm::data<T>(dx, "dx"), dK.data(), B, L, H_);
+    ssm::kernels::fftconv_backward(c->u_spectra, c->K.data(), g, g, dK.data(), B, L, H_);
     T* dD = dp.data<T>(kD);
     for (int64_t h = 0; h < H_; ++h) dD[h] += dK[h * L];
     s4d::kernel_backward(c->modes, c->powers, dK.data(),
@@ -326,16 +325,32 @@ class S4D : public ssm::Layer {
                                              dp.data<T>(kB), dp.data<T>(kC)});
   }
 
-  // x[b, l, h] *= scale[b, h]: tied dropout, the same mask at every position.
+  // The GELU and the tied dropout (scale (B, H), the same at every
+  // position; empty: none) in one pass over each batch element while it is
+  // in cache. Forward: out = GELU(v) * scale (g unused). Backward: out =
+  // GELU'(v) * (g * scale). out may be g.
   template <typename T>
-  void scale_channels(T* x, const T* scale, int64_t B, int64_t L) const {
+  void gelu_scaled(const T* v, const T* g, T* out, const std::vector<T>& scale, int64_t B, int64_t L,
+                   bool backward) const {
+    const int64_t m = L * H_;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t l = 0; l < L; ++l) {
-        T* row = x + (b * L + l) * H_;
-        const T* s = scale + b * H_;
-        for (int64_t h = 0; h < H_; ++h) row[h] *= s[h];
-      }
+    for (int64_t b = 0; b < B; ++b) {
+      const T *vb = v + b * m, *gb = g + b * m, *s = scale.empty() ? nullptr : scale.data() + b * H_;
+      T* ob = out + b * m;
+      if (backward && s) scale_rows(ob, gb, s, L);
+      if (backward)
+        ssm::kernels::gelu_backward(vb, s ? ob : gb, ob, m);
+      else
+        ssm::kernels::gelu_forward(vb, ob, m);
+      if (!backward && s) scale_rows(ob, ob, s, L);
+    }
+  }
+
+  // out[l, h] = x[l, h] * s[h] for L rows of H_ channels.
+  template <typename T>
+  void scale_rows(T* out, const T* x, const T* s, int64_t L) const {
+    for (int64_t i = 0; i < L * H_; i += H_)
+      for (int64_t h = 0; h < H_; ++h) out[i + h] = x[i + h] * s[h];
   }
 
   template <typename T>

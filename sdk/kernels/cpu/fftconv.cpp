@@ -1,5 +1,6 @@
 // FFT long convolution (FFTW): one block of channels per task, the batch in
-// order inside it, plans cached per (length, channels in a block, dtype).
+// order inside it, plans cached per (length, channels in a block, dtype). A
+// forward may keep the spectra of u so that its backward does not redo them.
 #include "ssm/kernels/fftconv.hpp"
 
 #include <fftw3.h>
@@ -202,10 +203,10 @@ class ChannelBlock {
   }
 
   // Sequence b of y (B, L, H) = the first L values of irfft(spectrum * kernel_).
-  // `spectrum` is overwritten (c2r destroys its input).
-  void convolve_into(Complex* spectrum, T* y, int64_t b) {
-    multiply<T>(spectrum, kernel_, spectrum, count_ * nc_);
-    Fftw<T>::run(plans_.c2r, spectrum, out_);
+  // The product goes to spec() (c2r destroys its input); `spectrum` may be spec().
+  void convolve_into(const Complex* spectrum, T* y, int64_t b) {
+    multiply<T>(spectrum, kernel_, spec_, count_ * nc_);
+    Fftw<T>::run(plans_.c2r, spec_, out_);
     const T* out = out_;
     for (int64_t l = 0; l < L_; ++l) {
       T* row = y + (b * L_ + l) * H_ + h0_;
@@ -256,6 +257,74 @@ void for_each_block(int64_t H, Task task) {
   if (error) std::rethrow_exception(error);
 }
 
+// Complex values per (block of channels, sequence) slot of FftConvSpectra: a
+// multiple of 8, so that every slot keeps fftw_malloc's alignment (the plans
+// were made with it).
+int64_t spectra_slot(int64_t L) { return (kBlock * (fftconv_size(L) / 2 + 1) + 7) / 8 * 8; }
+
+// The forward; keeps the spectra of u at `keep` (slots by block, then sequence) unless it is null.
+template <typename T>
+void forward(const T* u, const T* k, T* y, int64_t B, int64_t L, int64_t H, typename Fftw<T>::Complex* keep) {
+  if (B <= 0 || L <= 0 || H <= 0) return;
+  const int64_t n = fftconv_size(L);
+  struct Task {
+    const T *u, *k;
+    T* y;
+    typename Fftw<T>::Complex* keep;
+    int64_t B, L, H, n, slot;
+    void prepare(int64_t count) const { plans_for<T>(n, count); }
+    void operator()(int64_t h0, int64_t count) const {
+      ChannelBlock<T> blk(n, L, H, h0, count);
+      blk.transform_kernel(k, /*conjugate=*/false);
+      for (int64_t b = 0; b < B; ++b) {
+        auto* spectrum = keep ? keep + (h0 / kBlock * B + b) * slot : blk.spec();
+        blk.transform_sequence(u, b, spectrum);
+        blk.convolve_into(spectrum, y, b);
+      }
+    }
+  };
+  for_each_block(H, Task{u, k, y, keep, B, L, H, n, spectra_slot(L)});
+}
+
+// The backward; takes the spectra of u from `u_spectra` (as forward keeps
+// them) if it is not null, else transforms u again.
+template <typename T>
+void backward(const T* u, const typename Fftw<T>::Complex* u_spectra, const T* k, const T* dy, T* du, T* dk,
+              int64_t B, int64_t L, int64_t H) {
+  if (B <= 0 || L <= 0 || H <= 0) return;
+  const int64_t n = fftconv_size(L);
+  struct Task {
+    const T* u;
+    const typename Fftw<T>::Complex* u_spectra;
+    const T *k, *dy;
+    T *du, *dk;
+    int64_t B, L, H, n, slot;
+    void prepare(int64_t count) const { plans_for<T>(n, count); }
+    void operator()(int64_t h0, int64_t count) const {
+      using Complex = typename ChannelBlock<T>::Complex;
+      ChannelBlock<T> blk(n, L, H, h0, count);
+      // du is the correlation of dy with k: the spectrum of k conjugated.
+      blk.transform_kernel(k, /*conjugate=*/true);
+      const int64_t m = blk.spectrum_size();
+      Scratch<T>& s = Scratch<T>::of_this_thread();
+      Complex* dy_spec = s.template get<Complex>(Scratch<T>::kSpec2, m);
+      Complex* dk_spec = s.template get<Complex>(Scratch<T>::kSpec3, m);
+      std::fill(&dk_spec[0][0], &dk_spec[0][0] + 2 * m, T(0));
+      for (int64_t b = 0; b < B; ++b) {
+        // Sequence b of dy is read whole before du's is written: du may be dy.
+        blk.transform_sequence(dy, b, dy_spec);
+        const Complex* u_spec = u_spectra ? u_spectra + (h0 / kBlock * B + b) * slot : blk.spec();
+        if (!u_spectra) blk.transform_sequence(u, b, blk.spec());
+        // dk is the correlation of dy with u, summed over the batch in order.
+        add_conj_product<T>(u_spec, dy_spec, dk_spec, m);
+        if (du) blk.convolve_into(dy_spec, du, b);
+      }
+      blk.add_rows_into(dk_spec, dk);
+    }
+  };
+  for_each_block(H, Task{u, u_spectra, k, dy, du, dk, B, L, H, n, spectra_slot(L)});
+}
+
 }  // namespace
 
 int64_t fftconv_size(int64_t L) {
@@ -271,55 +340,48 @@ int64_t fftconv_size(int64_t L) {
 
 template <typename T>
 void fftconv_forward(const T* u, const T* k, T* y, int64_t B, int64_t L, int64_t H) {
+  forward<T>(u, k, y, B, L, H, nullptr);
+}
+
+template <typename T>
+void fftconv_forward(const T* u, const T* k, T* y, int64_t B, int64_t L, int64_t H, FftConvSpectra<T>& keep) {
+  keep.B_ = keep.L_ = keep.H_ = 0;  // until filled
   if (B <= 0 || L <= 0 || H <= 0) return;
-  const int64_t n = fftconv_size(L);
-  struct Task {
-    const T *u, *k;
-    T* y;
-    int64_t B, L, H, n;
-    void prepare(int64_t count) const { plans_for<T>(n, count); }
-    void operator()(int64_t h0, int64_t count) const {
-      ChannelBlock<T> blk(n, L, H, h0, count);
-      blk.transform_kernel(k, /*conjugate=*/false);
-      for (int64_t b = 0; b < B; ++b) {
-        blk.transform_sequence(u, b, blk.spec());
-        blk.convolve_into(blk.spec(), y, b);
-      }
-    }
-  };
-  for_each_block(H, Task{u, k, y, B, L, H, n});
+  const int64_t blocks = (H + kBlock - 1) / kBlock;
+  const size_t bytes = sizeof(typename Fftw<T>::Complex) * static_cast<size_t>(blocks * B * spectra_slot(L));
+  if (bytes > keep.bytes_) {
+    keep.data_.reset();  // first, so that the old and new memory are never both held
+    keep.bytes_ = 0;
+    keep.data_.reset(Fftw<T>::alloc(bytes));
+    if (!keep.data_) fail("fftconv: out of memory", SSM_ERR_INTERNAL);
+    keep.bytes_ = bytes;
+  }
+  forward<T>(u, k, y, B, L, H, static_cast<typename Fftw<T>::Complex*>(keep.data_.get()));
+  keep.B_ = B, keep.L_ = L, keep.H_ = H;
 }
 
 template <typename T>
 void fftconv_backward(const T* u, const T* k, const T* dy, T* du, T* dk, int64_t B, int64_t L, int64_t H) {
+  backward<T>(u, nullptr, k, dy, du, dk, B, L, H);
+}
+
+template <typename T>
+void fftconv_backward(const FftConvSpectra<T>& u_spectra, const T* k, const T* dy, T* du, T* dk, int64_t B, int64_t L,
+                      int64_t H) {
   if (B <= 0 || L <= 0 || H <= 0) return;
-  const int64_t n = fftconv_size(L);
-  struct Task {
-    const T *u, *k, *dy;
-    T *du, *dk;
-    int64_t B, L, H, n;
-    void prepare(int64_t count) const { plans_for<T>(n, count); }
-    void operator()(int64_t h0, int64_t count) const {
-      using Complex = typename ChannelBlock<T>::Complex;
-      ChannelBlock<T> blk(n, L, H, h0, count);
-      // du is the correlation of dy with k: the spectrum of k conjugated.
-      blk.transform_kernel(k, /*conjugate=*/true);
-      const int64_t m = blk.spectrum_size();
-      Scratch<T>& s = Scratch<T>::of_this_thread();
-      Complex* dy_spec = s.template get<Complex>(Scratch<T>::kSpec2, m);
-      Complex* dk_spec = s.template get<Complex>(Scratch<T>::kSpec3, m);
-      std::fill(&dk_spec[0][0], &dk_spec[0][0] + 2 * m, T(0));
-      for (int64_t b = 0; b < B; ++b) {
-        blk.transform_sequence(dy, b, dy_spec);
-        blk.transform_sequence(u, b, blk.spec());
-        // dk is the correlation of dy with u, summed over the batch in order.
-        add_conj_product<T>(blk.spec(), dy_spec, dk_spec, m);
-        if (du) blk.convolve_into(dy_spec, du, b);
-      }
-      blk.add_rows_into(dk_spec, dk);
-    }
-  };
-  for_each_block(H, Task{u, k, dy, du, dk, B, L, H, n});
+  if (!u_spectra.holds(B, L, H))
+    fail("fftconv: the kept spectra are not those of a forward of shape (" + std::to_string(B) + ", " +
+         std::to_string(L) + ", " + std::to_string(H) + ")");
+  backward<T>(nullptr, static_cast<const typename Fftw<T>::Complex*>(u_spectra.data_.get()), k, dy, du, dk, B, L, H);
+}
+
+template <>
+void FftConvSpectra<float>::Free::operator()(void* p) const {
+  fftwf_free(p);
+}
+template <>
+void FftConvSpectra<double>::Free::operator()(void* p) const {
+  fftw_free(p);
 }
 
 template void fftconv_forward<float>(const float*, const float*, float*, int64_t, int64_t, int64_t);
@@ -328,5 +390,13 @@ template void fftconv_backward<float>(const float*, const float*, const float*, 
                                       int64_t);
 template void fftconv_backward<double>(const double*, const double*, const double*, double*, double*, int64_t, int64_t,
                                        int64_t);
+template void fftconv_forward<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
+                                     FftConvSpectra<float>&);
+template void fftconv_forward<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,
+                                      FftConvSpectra<double>&);
+template void fftconv_backward<float>(const FftConvSpectra<float>&, const float*, const float*, float*, float*, int64_t,
+                                      int64_t, int64_t);
+template void fftconv_backward<double>(const FftConvSpectra<double>&, const double*, const double*, double*, double*,
+                                       int64_t, int64_t, int64_t);
 
 }  // namespace ssm::kernels
