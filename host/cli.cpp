@@ -2,6 +2,7 @@
 // subcommand, each with its own options and help text.
 #include "cli.hpp"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -111,16 +112,21 @@ int run_list(const std::vector<std::string>& args) {
       std::cout << p->id << '\t' << kind_name(p->kind) << '\t' << p->version << '\t' << p->abi_major << '.'
                 << p->abi_minor << '\t' << p->path << '\t' << p->description << '\n';
   } else {
-    std::printf("%-16s %-8s %-8s %-5s %s\n", "ID", "KIND", "VERSION", "ABI", "DESCRIPTION");
+    std::vector<std::string> ids;  // id and aliases, e.g. "seq_image (sfashion, smnist)"
+    size_t width = 2;
     for (const PluginInfo* p : rows) {
       std::string id = p->id;
-      if (!p->aliases.empty()) {
-        id += " (";
-        for (size_t i = 0; i < p->aliases.size(); ++i) id += (i ? ", " : "") + p->aliases[i];
-        id += ")";
-      }
+      for (size_t i = 0; i < p->aliases.size(); ++i) id += (i ? ", " : " (") + p->aliases[i];
+      if (!p->aliases.empty()) id += ")";
+      width = std::max(width, id.size());
+      ids.push_back(id);
+    }
+    const int w = static_cast<int>(width);
+    std::printf("%-*s  %-7s %-8s %-5s %s\n", w, "ID", "KIND", "VERSION", "ABI", "DESCRIPTION");
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const PluginInfo* p = rows[r];
       std::string abi = std::to_string(p->abi_major) + "." + std::to_string(p->abi_minor);
-      std::printf("%-16s %-8s %-8s %-5s %s\n", id.c_str(), kind_name(p->kind), p->version.c_str(), abi.c_str(),
+      std::printf("%-*s  %-7s %-8s %-5s %s\n", w, ids[r].c_str(), kind_name(p->kind), p->version.c_str(), abi.c_str(),
                   p->description.c_str());
     }
     std::printf("\n%zu plugins from: ", rows.size());
