@@ -156,3 +156,33 @@ TEST_CASE("activations work in place", "[activation]") {
   glu_backward(inplace.data(), dy.data(), inplace.data(), rows, dim);  // dx == x
   CHECK(inplace == dx);
 }
+
+TEST_CASE("gelu_forward_grad gives GELU and its derivative, also in place", "[activation]") {
+  const int64_t n = 10007;  // several blocks and a partial one
+  auto xd = random_vector(n, 12, 6.0);
+  std::vector<float> x(xd.begin(), xd.end()), ones(n, 1.f), y(n), dydx(n), y_ref(n), dydx_ref(n);
+  gelu_forward(x.data(), y_ref.data(), n);
+  gelu_backward(x.data(), ones.data(), dydx_ref.data(), n);
+  gelu_forward_grad(x.data(), y.data(), dydx.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    REQUIRE(y[i] == Approx(y_ref[i]).margin(1e-6).epsilon(1e-6));
+    REQUIRE(dydx[i] == Approx(dydx_ref[i]).margin(1e-6).epsilon(1e-6));
+  }
+  std::vector<float> inplace = x, y2(n);
+  gelu_forward_grad(inplace.data(), y2.data(), inplace.data(), n);  // dydx == x
+  CHECK(y2 == y);
+  CHECK(inplace == dydx);
+}
+
+TEST_CASE("glu_forward_keep and glu_backward_kept equal glu_forward and glu_backward", "[activation]") {
+  const int64_t rows = 30, dim = 5000, n = rows * 2 * dim;  // dim > one block
+  auto xd = random_vector(n, 13, 4.0), dyd = random_vector(rows * dim, 14);
+  std::vector<float> x(xd.begin(), xd.end()), dy(dyd.begin(), dyd.end()), y(rows * dim), dx(n);
+  glu_forward(x.data(), y.data(), rows, dim);
+  glu_backward(x.data(), dy.data(), dx.data(), rows, dim);
+  std::vector<float> kept = x, y2(rows * dim);
+  glu_forward_keep(kept.data(), y2.data(), rows, dim);
+  CHECK(y2 == y);
+  glu_backward_kept(kept.data(), dy.data(), kept.data(), rows, dim);  // dx == x
+  CHECK(kept == dx);
+}

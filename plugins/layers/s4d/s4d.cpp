@@ -8,7 +8,7 @@
 // batch element and channel), as the official DropoutNd. Recurrent mode runs
 // h <- Abar h + Bbar u_t per token.
 #include <ssm/kernels/activation.hpp>
-#include <ssm/kernels/dropout.hpp>
+#include <ssm/kernels/channel_dropout.hpp>
 #include <ssm/kernels/fftconv.hpp>
 #include <ssm/kernels/linear.hpp>
 #include <ssm/sdk.hpp>
@@ -39,9 +39,9 @@ struct Cache {
   s4d::Powers powers;
   ssm::kernels::FftConvSpectra<T> u_spectra;  // the FFTs of the input x (B, L, H)
   std::vector<T> K;      // the kernel (H, L), D folded into lag 0
-  std::vector<T> v;      // K * u + D u, before the GELU
+  std::vector<T> v;      // GELU'(K * u + D u): the GELU's derivative at its input
   std::vector<T> d;      // after GELU and dropout: the Linear's input
-  std::vector<T> z;      // the Linear's output (B, L, 2H), the GLU's input; its gradient in backward
+  std::vector<T> z;      // the Linear's output (B, L, 2H), gate replaced by its sigmoid; its gradient in backward
   std::vector<T> scale;  // tied dropout (B, H): 0 or 1/(1-p); empty when off
   std::vector<T> dK;     // backward scratch (H, L)
 };
@@ -278,17 +278,18 @@ class S4D : public ssm::Layer {
       ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
     c.scale.clear();
     if (training && dropout_ > 0) {
-      const std::vector<T> ones(static_cast<size_t>(B * H_), T(1));
-      std::vector<uint8_t> keep(static_cast<size_t>(B * H_));
       c.scale.resize(static_cast<size_t>(B * H_));
-      ssm::kernels::dropout_forward(ones.data(), c.scale.data(), keep.data(), B * H_, dropout_, ctx.seed(),
-                                    kDropoutStream, ctx.rng_offset());
+      ssm::kernels::channel_dropout_mask(c.scale.data(), B, H_, dropout_, ctx.seed(), kDropoutStream, ctx.rng_offset());
     }
     c.d.resize(static_cast<size_t>(n));
-    gelu_scaled(c.v.data(), c.d.data(), c.d.data(), c.scale, B, L, /*backward=*/false);
+    gelu_dropout_forward(c.v.data(), c.d.data(), c.scale, B, L, training);
     c.z.resize(static_cast<size_t>(2 * n));
     ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
-    ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
+    // Training keeps sigmoid of the GLU's gate in z: the backward needs no exp.
+    if (training)
+      ssm::kernels::glu_forward_keep(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
+    else
+      ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
     if (training) training_ok_ = true;
   }
 
@@ -308,11 +309,11 @@ class S4D : public ssm::Layer {
     // into dx, which is then carried back in place through dropout, the GELU
     // and the convolution.
     T* dz = c->z.data();
-    ssm::kernels::glu_backward(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
+    ssm::kernels::glu_backward_kept(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
     T* g = ssm::data<T>(dx, "dx");
     ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), dz, g, dp.data<T>(kWOut), dp.data<T>(kBOut), rows, H_,
                                   2 * H_);
-    gelu_scaled(c->v.data(), g, g, c->scale, B, L, /*backward=*/true);
+    gelu_dropout_backward(c->v.data(), g, c->scale, B, L);
 
     // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
     std::vector<T>& dK = c->dK;
@@ -325,32 +326,35 @@ class S4D : public ssm::Layer {
                                              dp.data<T>(kB), dp.data<T>(kC)});
   }
 
-  // The GELU and the tied dropout (scale (B, H), the same at every
-  // position; empty: none) in one pass over each batch element while it is
-  // in cache. Forward: out = GELU(v) * scale (g unused). Backward: out =
-  // GELU'(v) * (g * scale). out may be g.
+  // d = GELU(v) * scale; when training, v is overwritten with GELU'(v), all
+  // the backward needs. scale (B, H) is the tied dropout, the same at every
+  // position (empty: none). One batch element at a time, while it is in cache.
   template <typename T>
-  void gelu_scaled(const T* v, const T* g, T* out, const std::vector<T>& scale, int64_t B, int64_t L,
-                   bool backward) const {
+  void gelu_dropout_forward(T* v, T* d, const std::vector<T>& scale, int64_t B, int64_t L, bool training) const {
     const int64_t m = L * H_;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < B; ++b) {
-      const T *vb = v + b * m, *gb = g + b * m, *s = scale.empty() ? nullptr : scale.data() + b * H_;
-      T* ob = out + b * m;
-      if (backward && s) scale_rows(ob, gb, s, L);
-      if (backward)
-        ssm::kernels::gelu_backward(vb, s ? ob : gb, ob, m);
+      T *vb = v + b * m, *db = d + b * m;
+      if (training)
+        ssm::kernels::gelu_forward_grad(vb, db, vb, m);
       else
-        ssm::kernels::gelu_forward(vb, ob, m);
-      if (!backward && s) scale_rows(ob, ob, s, L);
+        ssm::kernels::gelu_forward(vb, db, m);
+      if (!scale.empty())
+        for (int64_t i = 0; i < m; i += H_)
+          for (int64_t h = 0; h < H_; ++h) db[i + h] *= scale[b * H_ + h];
     }
   }
 
-  // out[l, h] = x[l, h] * s[h] for L rows of H_ channels.
+  // Backward of the above, in place: g *= scale * GELU'(v) (dv holds GELU'(v)).
   template <typename T>
-  void scale_rows(T* out, const T* x, const T* s, int64_t L) const {
-    for (int64_t i = 0; i < L * H_; i += H_)
-      for (int64_t h = 0; h < H_; ++h) out[i + h] = x[i + h] * s[h];
+  void gelu_dropout_backward(const T* dv, T* g, const std::vector<T>& scale, int64_t B, int64_t L) const {
+    const int64_t m = L * H_;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      const T* s = scale.empty() ? nullptr : scale.data() + b * H_;
+      for (int64_t i = b * m; i < (b + 1) * m; i += H_)
+        for (int64_t h = 0; h < H_; ++h) g[i + h] = (s ? g[i + h] * s[h] : g[i + h]) * dv[i + h];
+    }
   }
 
   template <typename T>

@@ -14,6 +14,10 @@ void gelu_forward(const T* x, T* y, int64_t n);
 // dx = dy * (Phi(x) + x * phi(x)), phi the standard normal density.
 template <typename T>
 void gelu_backward(const T* x, const T* dy, T* dx, int64_t n);
+// y = GELU(x) and its derivative dydx = Phi(x) + x * phi(x) in one pass, for a
+// backward that then needs neither x nor an erf: dx = dy * dydx. dydx may be x.
+template <typename T>
+void gelu_forward_grad(const T* x, T* y, T* dydx, int64_t n);
 
 // y = x * sigmoid(x) (SiLU / swish).
 template <typename T>
@@ -29,5 +33,12 @@ void glu_forward(const T* x, T* y, int64_t rows, int64_t dim);
 // dx (rows, 2*dim): da = dy * sigmoid(b), db = dy * a * s (1 - s).
 template <typename T>
 void glu_backward(const T* x, const T* dy, T* dx, int64_t rows, int64_t dim);
+// glu_forward that also overwrites b with sigmoid(b), all that glu_backward_kept
+// needs: the backward then computes no exponential.
+template <typename T>
+void glu_forward_keep(T* x, T* y, int64_t rows, int64_t dim);
+// glu_backward from x as glu_forward_keep left it. dx may be x.
+template <typename T>
+void glu_backward_kept(const T* x, const T* dy, T* dx, int64_t rows, int64_t dim);
 
 }  // namespace ssm::kernels
