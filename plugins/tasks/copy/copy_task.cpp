@@ -64,8 +64,8 @@ class CopyTask : public ssm::Task {
   }
 
   std::vector<std::pair<std::string, std::string>> run_defaults() override {
-    return {{"steps", "2000"}, {"batch_size", "32"}, {"lr", "0.004"},      {"d_model", "64"},
-            {"n_layers", "2"}, {"d_state", "64"},    {"eval_every", "200"}, {"warmup", "100"}};
+    return {{"steps", "2000"}, {"batch_size", "32"}, {"lr", "0.01"},      {"d_model", "64"},
+            {"n_layers", "2"}, {"d_state", "64"},    {"eval_every", "200"}, {"warmup", "50"}};
   }
 
   void batch(int split, uint64_t seed, uint64_t index, int64_t batch_size, DLTensor& x, DLTensor& y,
