@@ -18,22 +18,14 @@
 #include "../plugins/layers/s4d/s4d_kernel.hpp"
 #include "gradcheck.hpp"
 #include "registry.hpp"
+#include "test_support.hpp"
 
 namespace {
 
 using cd = std::complex<double>;
 constexpr double kPi = 3.14159265358979323846;
 
-ssmhost::Registry& registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
-}
+ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
 // One s4d layer with its parameters and gradients in host buffers of type T.
 template <typename T>
