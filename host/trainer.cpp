@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "checkpoint.hpp"
+#include "git_commit.h"  // generated: SSMHOST_GIT_COMMIT
 #include "model.hpp"
 #include "optimizer.hpp"
 #include "runlog.hpp"
