@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <sstream>
+
+#include <ssm/sdk.hpp>
 
 #include "commands.hpp"
 #include "registry.hpp"
@@ -53,6 +56,8 @@ std::string general_help() {
        "  --plugin-path DIR    also search DIR (or a single .so) for plugins; repeatable.\n"
        "                       Searched first, then $SSM_PLUGIN_PATH (colon-separated), then the\n"
        "                       build tree or the install prefix's lib/ssm/plugins.\n"
+       "  --strict-plugins     a plugin that shadows another's id, alias or suffix is an error, not\n"
+       "                       a warning (also: SSM_STRICT_PLUGINS=1)\n"
        "  --help, -h           this text; `ssmhost help SUBCOMMAND` for one subcommand\n"
        "  --version            the host version and its plugin ABI version\n";
   return o.str();
@@ -106,11 +111,19 @@ int run_list(const std::vector<std::string>& args) {
   std::vector<const PluginInfo*> rows;
   for (const PluginInfo* p : reg.plugins())
     if (!kind_filter || p->kind == kind_filter) rows.push_back(p);
+  for (const PluginInfo* p : reg.shadowed())  // listed after the usable ones, marked
+    if (!kind_filter || p->kind == kind_filter) rows.push_back(p);
+  // "ok", or which file takes this plugin's id ("shadowed by F") or suffix.
+  auto status = [](const PluginInfo* p) {
+    if (!p->shadowed_by.empty()) return "shadowed by " + p->shadowed_by;
+    if (!p->suffix_shadowed_by.empty()) return "suffix '" + p->suffix + "' shadowed by " + p->suffix_shadowed_by;
+    return std::string("ok");
+  };
   if (format == "tsv") {
-    std::cout << "id\tkind\tversion\tabi\tpath\tdescription\n";
+    std::cout << "id\tkind\tversion\tabi\tpath\tdescription\tstatus\n";
     for (const PluginInfo* p : rows)
       std::cout << p->id << '\t' << kind_name(p->kind) << '\t' << p->version << '\t' << p->abi_major << '.'
-                << p->abi_minor << '\t' << p->path << '\t' << p->description << '\n';
+                << p->abi_minor << '\t' << p->path << '\t' << p->description << '\t' << status(p) << '\n';
   } else {
     std::vector<std::string> ids;  // id and aliases, e.g. "seq_image (sfashion, smnist)"
     size_t width = 2;
@@ -126,8 +139,10 @@ int run_list(const std::vector<std::string>& args) {
     for (size_t r = 0; r < rows.size(); ++r) {
       const PluginInfo* p = rows[r];
       std::string abi = std::to_string(p->abi_major) + "." + std::to_string(p->abi_minor);
+      std::string st = status(p);
+      std::string description = st == "ok" ? p->description : "[" + st + "] " + p->description;
       std::printf("%-*s  %-7s %-8s %-5s %s\n", w, ids[r].c_str(), kind_name(p->kind), p->version.c_str(), abi.c_str(),
-                  p->description.c_str());
+                  description.c_str());
     }
     std::printf("\n%zu plugins from: ", rows.size());
     for (size_t i = 0; i < reg.paths().size(); ++i) std::printf("%s%s", i ? ", " : "", reg.paths()[i].c_str());
@@ -152,6 +167,35 @@ std::string info_help() {
        "or through --set KEY=VALUE.\n\n"
     << info_options();
   return o.str();
+}
+
+// Which devices and dtypes a layer or discretization serves (ABI 1.1
+// supports()), asked of an instance made with its defaults.
+void print_serves(Registry& reg, const PluginInfo& p, const std::string& name) {
+  if (p.kind != SSM_KIND_LAYER && p.kind != SSM_KIND_DISC) return;
+  const std::vector<std::pair<DLDevice, DLDataType>> pairs =
+      p.kind == SSM_KIND_LAYER
+          ? std::vector<std::pair<DLDevice, DLDataType>>{{{kDLCPU, 0}, {kDLFloat, 32, 1}}, {{kDLCPU, 0}, {kDLFloat, 64, 1}},
+                                                         {{kDLCUDA, 0}, {kDLFloat, 32, 1}}, {{kDLCUDA, 0}, {kDLFloat, 64, 1}}}
+          : std::vector<std::pair<DLDevice, DLDataType>>{{{kDLCPU, 0}, {kDLComplex, 64, 1}}, {{kDLCPU, 0}, {kDLComplex, 128, 1}},
+                                                         {{kDLCUDA, 0}, {kDLComplex, 64, 1}}, {{kDLCUDA, 0}, {kDLComplex, 128, 1}}};
+  std::string served;
+  try {
+    std::unique_ptr<LayerObject> layer;
+    std::unique_ptr<DiscObject> disc;
+    if (p.kind == SSM_KIND_LAYER)
+      layer = reg.create_layer(name, {{"d_model", "8"}});
+    else
+      disc = reg.create_disc(name, {});
+    for (auto& [dev, dtype] : pairs)
+      if (layer ? layer->supports(dev, dtype) : disc->supports(dev, dtype))
+        served += (served.empty() ? "" : ", ") + std::string(dev.device_type == kDLCPU ? "cpu " : "cuda ") +
+                  ssm::dtype_name(dtype);
+    if (served.empty()) served = "nothing it was asked about";
+  } catch (const std::exception& e) {
+    served = std::string("unknown (it could not be created with its defaults: ") + e.what() + ")";
+  }
+  std::cout << "\nServes: " << served << "\n";
 }
 
 int run_info(const std::vector<std::string>& args) {
@@ -202,8 +246,17 @@ int run_info(const std::vector<std::string>& args) {
     for (char& c : flag)
       if (c == '_') c = '-';
     std::string def = o.required ? "required" : "default: " + (o.default_value.empty() ? "\"\"" : o.default_value);
-    std::printf("  %-20s %-7s %-20s %s\n", flag.c_str(), o.type.c_str(), def.c_str(), o.help.c_str());
+    std::string type = o.type, help = o.help;
+    if (o.plugin_kind) {  // the value names a plugin: say which are there
+      type = kind_name(static_cast<ssm_kind>(o.plugin_kind));
+      std::string names;
+      for (const PluginInfo* q : reg.plugins())
+        if (q->kind == o.plugin_kind) names += (names.empty() ? "" : ", ") + q->id;
+      help += " [a " + type + " plugin: " + (names.empty() ? "none found" : names) + "]";
+    }
+    std::printf("  %-20s %-7s %-20s %s\n", flag.c_str(), type.c_str(), def.c_str(), help.c_str());
   }
+  print_serves(reg, *p, id);
   return 0;
 }
 
@@ -238,16 +291,45 @@ const std::vector<Subcommand>& subcommands() {
 
 }  // namespace
 
+namespace {
+bool g_strict_plugins = false;
+}
+
+bool strict_plugins() {
+  const char* env = std::getenv("SSM_STRICT_PLUGINS");
+  return g_strict_plugins || (env && std::string(env) == "1");
+}
+
+void report_load(const Registry& reg) {
+  for (const LoadIssue& is : reg.issues()) std::fprintf(stderr, "ssmhost: warning: %s\n", is.message.c_str());
+  if (reg.shadowings().empty()) return;
+  if (strict_plugins()) {
+    std::string msg = "--strict-plugins: plugins clash:";
+    for (const Shadowing& s : reg.shadowings()) msg += "\n  " + s.message;
+    throw Error(msg + "\n  remove one of each pair from the plugin path, or drop --strict-plugins to let the first win");
+  }
+  for (const Shadowing& s : reg.shadowings())
+    std::fprintf(stderr, "ssmhost: warning: %s (--strict-plugins makes this an error)\n", s.message.c_str());
+}
+
 void load_registry(Registry& reg, const po::variables_map& vm) {
   if (vm.count("plugin-path"))
     for (const std::string& p : vm["plugin-path"].as<std::vector<std::string>>()) reg.add_path(p);
   reg.add_default_paths();
   reg.load();
-  for (const LoadIssue& is : reg.issues()) std::fprintf(stderr, "ssmhost: warning: %s\n", is.message.c_str());
+  report_load(reg);
 }
 
 int cli_main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // --strict-plugins is global and may stand anywhere.
+  for (auto it = args.begin(); it != args.end();)
+    if (*it == "--strict-plugins") {
+      g_strict_plugins = true;
+      it = args.erase(it);
+    } else {
+      ++it;
+    }
   try {
     if (args.empty()) {
       std::cout << general_help();

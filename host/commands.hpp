@@ -17,8 +17,16 @@ struct UsageError : Error {
 };
 
 // Adds --plugin-path entries, then the default search path, loads every
-// plugin and prints load issues as warnings.
+// plugin and reports what happened (report_load).
 void load_registry(Registry& reg, const boost::program_options::variables_map& vm);
+
+// Prints load issues and shadowed names as warnings; with --strict-plugins
+// (or SSM_STRICT_PLUGINS=1) a shadowed name is an error instead.
+void report_load(const Registry& reg);
+
+// Whether --strict-plugins was given (anywhere on the command line) or
+// SSM_STRICT_PLUGINS is set to 1.
+bool strict_plugins();
 
 int run_train(const std::vector<std::string>& args);
 std::string train_help();

@@ -59,7 +59,7 @@ void Model::add_param(const std::string& name, std::vector<int64_t> shape, uint3
   params_.push_back(std::move(p));
 }
 
-Model::Model(Registry& reg, const ModelConfig& cfg) : cfg_(cfg) {
+Model::Model(Registry& reg, const ModelConfig& cfg) : cfg_(cfg), host_(reg.host()) {
   const ssm_task_info& t = cfg.task;
   const int64_t H = cfg.d_model;
   if (H <= 0) throw Error("--d-model must be >= 1, got " + std::to_string(H));
@@ -131,7 +131,7 @@ Model::Model(Registry& reg, const ModelConfig& cfg) : cfg_(cfg) {
       b.grads[q] = params_[j].grad.dl();
     }
     j += cfg.norm == "layer" ? 2 : 1;
-    ssm_ctx ctx = make_ctx(false, cfg.threads, b.seed, 0);
+    ssm_ctx ctx = make_ctx(host_, false, cfg.threads, b.seed, 0);
     b.layer->param_init(&ctx, b.values.data());
   }
 }
@@ -214,7 +214,7 @@ const Tensor& Model::forward(const Tensor& x, bool training, uint64_t step) {
     const float* in = acts_[i].data<float>();
     float* out = acts_[i + 1].data<float>();
     b.z.resize({B_, L_, H});
-    ssm_ctx ctx = make_ctx(training, cfg_.threads, b.seed, step << 32);
+    ssm_ctx ctx = make_ctx(host_, training, cfg_.threads, b.seed, step << 32);
     if (cfg_.prenorm) {
       b.normed.resize({B_, L_, H});
       norm_forward(i, in, b.normed.data<float>(), rows);
@@ -301,7 +301,7 @@ void Model::backward(const Tensor& dlogits) {
     Block& b = *blocks_[ii];
     b.dz.resize({B_, L_, H});
     b.dlayer_in.resize({B_, L_, H});
-    ssm_ctx ctx = make_ctx(true, cfg_.threads, b.seed, step_ << 32);
+    ssm_ctx ctx = make_ctx(host_, true, cfg_.threads, b.seed, step_ << 32);
     // ds: the gradient at the residual sum (post-norm: through the norm first).
     const float* ds = dy->data<float>();
     if (!cfg_.prenorm) {

@@ -66,6 +66,7 @@ class Model {
   void norm_backward(size_t block, const float* x, const float* dy, float* dx, int64_t rows);
 
   ModelConfig cfg_;
+  const ssm_host* host_;  // the registry's table, so layers can create children through ctx->host
   std::vector<Parameter> params_;
   std::vector<std::unique_ptr<Block>> blocks_;
   size_t enc_w_ = 0, enc_b_ = 0, dec_w_ = 0, dec_b_ = 0, final_norm_ = 0;

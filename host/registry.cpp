@@ -1,8 +1,7 @@
-// Plugin discovery and loading (Boost.DLL), the host-services table, and the
-// host-side wrappers of plugin objects.
+// Plugin discovery and loading (Boost.DLL), identity (hash, shadowing,
+// suffixes), lookup by name, and creating plugin objects. The host-services
+// table is in host_services.cpp, the object wrappers in plugin_objects.cpp.
 #include "registry.hpp"
-
-#include <ssm/kernels/philox.hpp>
 
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -16,15 +15,9 @@
 #include <set>
 #include <sstream>
 
-#ifdef SSMHOST_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
-// The host's status object: what the opaque ssm_status* points at.
-struct ssm_status {
-  int32_t code;
-  std::string message;
-};
+#include "host_services.hpp"
+#include "names.hpp"
+#include "sha256.hpp"
 
 namespace ssmhost {
 namespace fs = boost::filesystem;
@@ -59,283 +52,42 @@ static const char* option_type_name(int32_t t) {
   return "?";
 }
 
-// ------------------------------------------------------------ host services
 
-namespace {
-
-int log_threshold() {
-  static int level = [] {
-    const char* v = std::getenv("SSM_LOG_LEVEL");  // debug, info, warn, error
-    if (!v) return static_cast<int>(SSM_LOG_INFO);
-    std::string s(v);
-    if (s == "debug") return static_cast<int>(SSM_LOG_DEBUG);
-    if (s == "warn") return static_cast<int>(SSM_LOG_WARN);
-    if (s == "error") return static_cast<int>(SSM_LOG_ERROR);
-    return static_cast<int>(SSM_LOG_INFO);
-  }();
-  return level;
-}
-
-void* svc_mem_alloc(void*, DLDevice device, uint64_t bytes, uint64_t alignment, void* stream) {
-  if (alignment == 0) alignment = 64;
-  if (device.device_type == kDLCPU) {
-    uint64_t rounded = (bytes + alignment - 1) / alignment * alignment;
-    return std::aligned_alloc(alignment, rounded ? rounded : alignment);
+// Whether a plugin's table has every slot of ABI 1.0 (its struct_size covers
+// the last 1.0 field); slots of later minors are checked where they are read.
+static bool iface_complete(ssm_kind kind, const void* iface) {
+  switch (kind) {
+    case SSM_KIND_LAYER: return SSM_HAS_FIELD(static_cast<const ssm_layer_iface*>(iface), ssm_layer_iface, get_extension);
+    case SSM_KIND_DISC: return SSM_HAS_FIELD(static_cast<const ssm_disc_iface*>(iface), ssm_disc_iface, eval_cuda);
+    case SSM_KIND_DATASET: return SSM_HAS_FIELD(static_cast<const ssm_dataset_iface*>(iface), ssm_dataset_iface, read);
+    case SSM_KIND_TASK: return SSM_HAS_FIELD(static_cast<const ssm_task_iface*>(iface), ssm_task_iface, batch);
   }
-#ifdef SSMHOST_HAVE_CUDA
-  if (device.device_type == kDLCUDA) {
-    void* p = nullptr;
-    if (cudaSetDevice(device.device_id) != cudaSuccess) return nullptr;
-    if (cudaMallocAsync(&p, bytes, static_cast<cudaStream_t>(stream)) != cudaSuccess) return nullptr;
-    return p;
-  }
-#else
-  (void)stream;
-#endif
-  return nullptr;
+  return false;
 }
-
-void svc_mem_free(void*, DLDevice device, void* ptr, void* stream) {
-  if (!ptr) return;
-  if (device.device_type == kDLCPU) {
-    std::free(ptr);
-    return;
-  }
-#ifdef SSMHOST_HAVE_CUDA
-  if (device.device_type == kDLCUDA) cudaFreeAsync(ptr, static_cast<cudaStream_t>(stream));
-#else
-  (void)stream;
-#endif
-}
-
-void svc_log(void*, int32_t level, const char* plugin_id, const char* message) {
-  if (level < log_threshold()) return;
-  static const char* names[] = {"debug", "info", "warning", "error"};
-  const char* name = level >= 0 && level <= 3 ? names[level] : "log";
-  std::fprintf(stderr, "ssmhost: %s: [%s] %s\n", name, plugin_id ? plugin_id : "?", message ? message : "");
-}
-
-ssm_status* svc_status_make(void*, int32_t code, const char* message) {
-  return new ssm_status{code, message ? message : ""};
-}
-int32_t svc_status_code(void*, const ssm_status* s) { return s ? s->code : SSM_OK; }
-const char* svc_status_message(void*, const ssm_status* s) { return s ? s->message.c_str() : ""; }
-void svc_status_free(void*, ssm_status* s) { delete s; }
-
-template <class T>
-void fill(T* out, int64_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t dist) {
-  if (dist == SSM_RNG_NORMAL)
-    ssm::kernels::philox_fill_normal(out, n, seed, stream, offset);
-  else
-    ssm::kernels::philox_fill_uniform(out, n, seed, stream, offset);
-}
-
-ssm_status* svc_rng_fill(void*, uint64_t seed, uint64_t stream, uint64_t offset, int32_t dist, DLTensor* out) {
-  if (!out || out->device.device_type != kDLCPU)
-    return svc_status_make(nullptr, SSM_ERR_UNSUPPORTED, "rng_fill: only CPU tensors are supported");
-  if (dist != SSM_RNG_UNIFORM && dist != SSM_RNG_NORMAL)
-    return svc_status_make(nullptr, SSM_ERR_INVALID_ARGUMENT, "rng_fill: unknown distribution");
-  int64_t n = 1;
-  for (int i = 0; i < out->ndim; ++i) n *= out->shape[i];
-  char* base = static_cast<char*>(out->data) + out->byte_offset;
-  if (out->dtype.code == kDLFloat && out->dtype.bits == 32)
-    fill(reinterpret_cast<float*>(base), n, seed, stream, offset, dist);
-  else if (out->dtype.code == kDLFloat && out->dtype.bits == 64)
-    fill(reinterpret_cast<double*>(base), n, seed, stream, offset, dist);
-  else
-    return svc_status_make(nullptr, SSM_ERR_INVALID_ARGUMENT, "rng_fill: tensor must be float32 or float64");
-  return nullptr;
-}
-
-}  // namespace
-
-// What a registry's host table points back to; outlives the registry.
-struct HostLink {
-  Registry* registry;
-};
-
-namespace {
-
-ssm_status* svc_child_create(void* host_data, int32_t kind, const char* id, const ssm_config* config,
-                             ssm_child* out) {
-  auto* link = static_cast<HostLink*>(host_data);
-  Registry* reg = link ? link->registry : nullptr;
-  if (!reg)
-    return svc_status_make(nullptr, SSM_ERR_INTERNAL, "child_create: this host table has no plugin registry");
-  try {
-    KV kv;
-    if (config)
-      for (uint32_t i = 0; i < config->count; ++i)
-        if (config->items[i].key && config->items[i].value) kv[config->items[i].key] = config->items[i].value;
-    reg->create_child(static_cast<ssm_kind>(kind), id ? id : "", kv, out);
-    return nullptr;
-  } catch (const std::exception& e) {
-    return svc_status_make(nullptr, SSM_ERR_NOT_FOUND, e.what());
-  }
-}
-
-const void* svc_get_extension(void*, const char*) { return nullptr; }
-
-ssm_host make_host_table(void* host_data) {
-  ssm_host h{};
-  h.struct_size = sizeof(h);
-  h.abi_major = SSM_ABI_MAJOR;
-  h.abi_minor = SSM_ABI_MINOR;
-  h.host_data = host_data;
-  h.mem_alloc = svc_mem_alloc;
-  h.mem_free = svc_mem_free;
-  h.log = svc_log;
-  h.status_make = svc_status_make;
-  h.status_code = svc_status_code;
-  h.status_message = svc_status_message;
-  h.status_free = svc_status_free;
-  h.rng_fill = svc_rng_fill;
-  h.child_create = svc_child_create;
-  h.child_destroy = nullptr;  // set by the registry (needs the object type)
-  h.get_extension = svc_get_extension;
-  return h;
-}
-
-}  // namespace
-
-const ssm_host* host_services() {
-  static const ssm_host table = make_host_table(nullptr);
-  return &table;
-}
-
-ssm_ctx make_ctx(bool training, int threads, uint64_t seed, uint64_t rng_offset) {
-  ssm_ctx c{};
-  c.struct_size = sizeof(c);
-  c.host = host_services();
-  c.device = DLDevice{kDLCPU, 0};
-  c.stream = nullptr;
-  c.training = training ? 1 : 0;
-  c.threads = threads;
-  c.seed = seed;
-  c.rng_offset = rng_offset;
-  return c;
-}
-
-void check_status(ssm_status* status, const std::string& what) {
-  if (!status) return;
-  std::string msg = what + ": " + status->message;
-  delete status;
-  throw Error(msg);
-}
-
-// ------------------------------------------------------------------ library
-
-class Library {
- public:
-  boost::dll::shared_library lib;
-  const ssm_plugin_desc* desc = nullptr;
-  bool initialised = false;
-  ~Library() {
-    if (initialised && desc && desc->deinit) desc->deinit();
-  }
-};
 
 // A created child: its object, kept alive until child_destroy.
 struct ChildHandle {
   std::unique_ptr<PluginObject> object;
 };
 
-static void svc_child_destroy(void*, void* handle) { delete static_cast<ChildHandle*>(handle); }
+void destroy_child_handle(void* handle) { delete static_cast<ChildHandle*>(handle); }
 
-// ------------------------------------------------------------ plugin objects
-
-PluginObject::PluginObject(std::shared_ptr<Library> lib, const PluginInfo* info, const void* iface, void* instance,
-                           void (*destroy)(void*))
-    : lib_(std::move(lib)), info_(info), iface_(iface), instance_(instance), destroy_(destroy) {}
-
-PluginObject::~PluginObject() {
-  if (instance_ && destroy_) destroy_(instance_);
+const OptionInfo* PluginInfo::child_option(ssm_kind k) const {
+  for (const OptionInfo& o : options)
+    if (o.plugin_kind == k) return &o;
+  // 1.0 plugins cannot mark an option as naming a plugin: the names they use.
+  if (abi_minor == 0 && abi_major == 1)
+    for (const OptionInfo& o : options)
+      if ((k == SSM_KIND_DISC && o.name == "disc") || (k == SSM_KIND_DATASET && o.name == "dataset")) return &o;
+  return nullptr;
 }
-
-int64_t ParamInfo::numel() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-std::vector<ParamInfo> LayerObject::params() const {
-  std::vector<ParamInfo> out;
-  uint32_t n = f().param_count(instance_);
-  for (uint32_t i = 0; i < n; ++i) {
-    ssm_param_desc d{};
-    d.struct_size = sizeof(d);
-    check_status(f().param_describe(instance_, i, &d), "layer '" + info_->id + "' param_describe");
-    ParamInfo p;
-    p.name = d.name ? d.name : ("param" + std::to_string(i));
-    p.shape.assign(d.shape, d.shape + d.ndim);
-    p.flags = d.flags;
-    p.lr_max = d.lr_max;
-    p.weight_decay = d.weight_decay;
-    out.push_back(p);
-  }
-  return out;
-}
-
-void LayerObject::param_init(const ssm_ctx* ctx, DLTensor* const* params) const {
-  check_status(f().param_init(instance_, ctx, params), "layer '" + info_->id + "' param_init");
-}
-void LayerObject::forward(const ssm_ctx* ctx, DLTensor* const* params, const DLTensor* x, DLTensor* y) const {
-  check_status(f().forward(instance_, ctx, params, x, y), "layer '" + info_->id + "' forward");
-}
-void LayerObject::backward(const ssm_ctx* ctx, DLTensor* const* params, const DLTensor* dy, DLTensor* dx,
-                           DLTensor* const* dparams) const {
-  check_status(f().backward(instance_, ctx, params, dy, dx, dparams), "layer '" + info_->id + "' backward");
-}
-void* LayerObject::state_create(const ssm_ctx* ctx, DLTensor* const* params, int64_t batch) const {
-  void* state = nullptr;
-  check_status(f().state_create(instance_, ctx, params, batch, &state), "layer '" + info_->id + "' state_create");
-  return state;
-}
-void LayerObject::step(const ssm_ctx* ctx, DLTensor* const* params, void* state, const DLTensor* x_t,
-                       DLTensor* y_t) const {
-  check_status(f().step(instance_, ctx, params, state, x_t, y_t), "layer '" + info_->id + "' step");
-}
-void LayerObject::state_destroy(void* state) const {
-  if (state) f().state_destroy(instance_, state);
-}
-
-void DiscObject::eval(const ssm_ctx* ctx, const DLTensor* z, DLTensor* a, DLTensor* beta, DLTensor* da,
-                      DLTensor* dbeta) const {
-  check_status(f().eval(instance_, ctx, z, a, beta, da, dbeta), "discretization '" + info_->id + "'");
-}
-
-ssm_dataset_info DatasetObject::info() const {
-  ssm_dataset_info i{};
-  i.struct_size = sizeof(i);
-  check_status(f().info(instance_, &i), "dataset '" + info_->id + "' info");
-  return i;
-}
-void DatasetObject::read(int split, const int64_t* indices, int64_t n, DLTensor* x, DLTensor* labels) const {
-  check_status(f().read(instance_, split, indices, n, x, labels), "dataset '" + info_->id + "' read");
-}
-
-ssm_task_info TaskObject::info() const {
-  ssm_task_info i{};
-  i.struct_size = sizeof(i);
-  check_status(f().info(instance_, &i), "task '" + info_->id + "' info");
-  return i;
-}
-KV TaskObject::run_defaults() const {
-  KV out;
-  if (!f().run_defaults) return out;
-  for (const ssm_kv* kv = f().run_defaults(instance_); kv && kv->key; ++kv) out[kv->key] = kv->value ? kv->value : "";
-  return out;
-}
-void TaskObject::batch(int split, uint64_t seed, uint64_t index, int64_t batch_size, DLTensor* x, DLTensor* y,
-                       DLTensor* mask) const {
-  check_status(f().batch(instance_, split, seed, index, batch_size, x, y, mask), "task '" + info_->id + "' batch");
-}
-
-// ----------------------------------------------------------------- registry
 
 Registry::Registry() {
   host_ = new ssm_host(make_host_table(new HostLink{this}));  // never freed: see registry.hpp
-  host_->child_destroy = svc_child_destroy;
+}
+
+ssm_ctx Registry::make_ctx(bool training, int threads, uint64_t seed, uint64_t rng_offset) const {
+  return ssmhost::make_ctx(host_, training, threads, seed, rng_offset);
 }
 
 Registry::~Registry() {
@@ -441,19 +193,20 @@ void Registry::load_file(const std::string& path_in) {
   }
   // The first fields (struct_size, abi_major, abi_minor) are frozen for all
   // majors, so the version check comes before anything else is trusted.
-  if (!d || d->struct_size < offsetof(ssm_plugin_desc, kind)) {
+  if (!d || !SSM_HAS_FIELD(d, ssm_plugin_desc, abi_minor)) {
     issue("its entry function returned no valid descriptor");
     return;
   }
   if (d->abi_major != SSM_ABI_MAJOR) {
-    std::string id = d->struct_size >= offsetof(ssm_plugin_desc, id) + sizeof(d->id) && d->id ? d->id : "?";
+    std::string id = SSM_HAS_FIELD(d, ssm_plugin_desc, id) && d->id ? d->id : "?";
     issue("plugin '" + id + "' was built for ssmhost ABI " + std::to_string(d->abi_major) + "." +
           std::to_string(d->abi_minor) + ", but this host has ABI " + std::to_string(SSM_ABI_MAJOR) + "." +
           std::to_string(SSM_ABI_MINOR) + "; rebuild it against an SDK of major version " +
           std::to_string(SSM_ABI_MAJOR));
     return;
   }
-  if (d->struct_size < offsetof(ssm_plugin_desc, get_iface) + sizeof(d->get_iface)) {
+  // Every field of 1.0 must be there; later ones are read only when present.
+  if (!SSM_HAS_FIELD(d, ssm_plugin_desc, get_iface)) {
     issue("its descriptor is too short (struct_size " + std::to_string(d->struct_size) + ")");
     return;
   }
@@ -467,23 +220,99 @@ void Registry::load_file(const std::string& path_in) {
     issue("plugin '" + id + "' has unknown kind " + std::to_string(d->kind));
     return;
   }
-  // Ids and aliases share one namespace across kinds, so a name is never ambiguous.
-  std::vector<std::string> names = {id};
-  for (const char* const* a = d->aliases; a && *a; ++a) names.push_back(*a);
-  for (const std::string& n : names)
-    for (size_t i = 0; i < infos_.size(); ++i) {
-      const PluginInfo& other = *infos_[i];
-      bool clash = other.id == n || std::find(other.aliases.begin(), other.aliases.end(), n) != other.aliases.end();
-      if (clash) {
-        issue("duplicate plugin name '" + n + "': already provided by " + other.path + "; this copy is ignored");
-        return;
-      }
-    }
   const void* iface = d->get_iface ? d->get_iface(iface_id(kind)) : nullptr;
   if (!iface) {
     issue("plugin '" + id + "' declares kind " + kind_name(kind) + " but provides no '" + iface_id(kind) + "' table");
     return;
   }
+  if (!iface_complete(kind, iface)) {
+    issue("plugin '" + id + "': its " + iface_id(kind) + " table is shorter than ABI 1.0 (struct_size " +
+          std::to_string(*static_cast<const uint32_t*>(iface)) + ")");
+    return;
+  }
+
+  auto info = std::make_unique<PluginInfo>();
+  info->id = id;
+  info->version = d->version ? d->version : "";
+  info->description = d->description ? d->description : "";
+  info->path = path;
+  info->kind = kind;
+  info->abi_major = d->abi_major;
+  info->abi_minor = d->abi_minor;
+  for (const char* const* a = d->aliases; a && *a; ++a) info->aliases.push_back(*a);
+  // Options are strided by each element's own struct_size: a plugin of
+  // another minor has other-sized elements.
+  const ssm_option_desc* o = d->options;
+  for (uint32_t i = 0; o && i < d->n_options; ++i, o = SSM_ARRAY_NEXT(ssm_option_desc, o)) {
+    if (!SSM_HAS_FIELD(o, ssm_option_desc, help)) {
+      issue("plugin '" + id + "': option " + std::to_string(i) + " has struct_size " + std::to_string(o->struct_size) +
+            ", shorter than ABI 1.0");
+      return;
+    }
+    OptionInfo oi;
+    oi.name = o->name ? o->name : "";
+    oi.type = option_type_name(o->type);
+    oi.required = o->default_value == nullptr;
+    oi.default_value = o->default_value ? o->default_value : "";
+    oi.help = o->help ? o->help : "";
+    if (SSM_HAS_FIELD(o, ssm_option_desc, plugin_kind)) oi.plugin_kind = o->plugin_kind;
+    if (oi.plugin_kind < 0 || oi.plugin_kind > SSM_KIND_TASK) oi.plugin_kind = 0;
+    info->options.push_back(oi);
+  }
+  if (kind == SSM_KIND_DISC) {
+    auto* t = static_cast<const ssm_disc_iface*>(iface);
+    info->suffix = t->suffix ? t->suffix : "";
+    // The suffix is the last letter of a layer name (s4d + z): one lowercase
+    // letter, or none at all.
+    if (!info->suffix.empty() && (info->suffix.size() != 1 || info->suffix[0] < 'a' || info->suffix[0] > 'z')) {
+      issue("discretization '" + id + "' declares the layer suffix '" + info->suffix +
+            "'; a suffix must be one lowercase letter a-z (or empty for none), as in s4d + z = s4dz");
+      return;
+    }
+  }
+  try {
+    info->sha256 = sha256_file(path);
+  } catch (const std::exception& e) {
+    issue(e.what());
+    return;
+  }
+
+  // Ids and aliases share one namespace across kinds, so a name is never
+  // ambiguous. The plugin found first in the search order keeps a name;
+  // the later one is shadowed, loudly.
+  std::vector<std::string> names = {id};
+  names.insert(names.end(), info->aliases.begin(), info->aliases.end());
+  for (const std::string& n : names)
+    for (const auto& other : infos_) {
+      bool clash = other->id == n || std::find(other->aliases.begin(), other->aliases.end(), n) != other->aliases.end();
+      if (!clash) continue;
+      Shadowing s;
+      s.name = n;
+      s.winner = other->path;
+      s.loser = path;
+      s.message = "plugin name '" + n + "' is provided twice: " + other->path + " (" + kind_name(other->kind) + " '" +
+                  other->id + "' " + other->version + ", found first, is used) shadows " + path + " (" +
+                  kind_name(kind) + " '" + id + "' " + info->version + ", ignored)";
+      shadowings_.push_back(s);
+      info->shadowed_by = other->path;
+      shadowed_.push_back(std::move(info));
+      return;
+    }
+  if (kind == SSM_KIND_DISC && !info->suffix.empty())
+    for (const auto& other : infos_)
+      if (other->kind == SSM_KIND_DISC && other->suffix == info->suffix) {
+        Shadowing s;
+        s.name = "suffix '" + info->suffix + "'";
+        s.winner = other->path;
+        s.loser = path;
+        s.message = "discretization suffix '" + info->suffix + "' is declared twice: '" + other->id + "' (" +
+                    other->path + ", found first) keeps it, so s4d" + info->suffix + " means s4d + " + other->id +
+                    "; '" + id + "' (" + path + ") is usable only by name (--disc " + id + ")";
+        shadowings_.push_back(s);
+        info->suffix_shadowed_by = other->path;
+        break;
+      }
+
   if (d->init) {
     ssm_status* st = d->init(host_, path.c_str());
     if (st) {
@@ -494,30 +323,6 @@ void Registry::load_file(const std::string& path_in) {
   }
   lib->desc = d;
   lib->initialised = true;
-
-  auto info = std::make_unique<PluginInfo>();
-  info->id = id;
-  info->version = d->version ? d->version : "";
-  info->description = d->description ? d->description : "";
-  info->path = path;
-  info->kind = kind;
-  info->abi_major = d->abi_major;
-  info->abi_minor = d->abi_minor;
-  info->aliases.assign(names.begin() + 1, names.end());
-  for (uint32_t i = 0; i < d->n_options; ++i) {
-    const ssm_option_desc& o = d->options[i];
-    OptionInfo oi;
-    oi.name = o.name ? o.name : "";
-    oi.type = option_type_name(o.type);
-    oi.required = o.default_value == nullptr;
-    oi.default_value = o.default_value ? o.default_value : "";
-    oi.help = o.help ? o.help : "";
-    info->options.push_back(oi);
-  }
-  if (kind == SSM_KIND_DISC) {
-    auto* t = static_cast<const ssm_disc_iface*>(iface);
-    info->suffix = t->suffix ? t->suffix : "";
-  }
   infos_.push_back(std::move(info));
   libs_.push_back(std::move(lib));
 }
@@ -525,6 +330,19 @@ void Registry::load_file(const std::string& path_in) {
 std::vector<const PluginInfo*> Registry::plugins() const {
   std::vector<const PluginInfo*> out;
   for (auto& i : infos_) out.push_back(i.get());
+  return out;
+}
+
+std::vector<const PluginInfo*> Registry::shadowed() const {
+  std::vector<const PluginInfo*> out;
+  for (auto& i : shadowed_) out.push_back(i.get());
+  return out;
+}
+
+std::vector<std::string> Registry::layers_taking_disc() const {
+  std::vector<std::string> out;
+  for (auto& i : infos_)
+    if (i->kind == SSM_KIND_LAYER && i->takes_disc()) out.push_back(i->id);
   return out;
 }
 
@@ -536,35 +354,14 @@ const PluginInfo* Registry::find(ssm_kind kind, const std::string& name) const {
   return nullptr;
 }
 
-static size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 std::vector<std::string> Registry::close_matches(ssm_kind kind, const std::string& name) const {
-  std::vector<std::pair<size_t, std::string>> scored;
+  std::vector<std::string> names;  // ids and aliases of this kind (names.hpp scores them)
   for (auto& i : infos_) {
     if (i->kind != kind) continue;
-    std::vector<std::string> names = {i->id};
+    names.push_back(i->id);
     names.insert(names.end(), i->aliases.begin(), i->aliases.end());
-    for (const std::string& n : names) {
-      size_t d = edit_distance(name, n);
-      bool prefix = !name.empty() && (n.rfind(name, 0) == 0 || name.rfind(n, 0) == 0);
-      if (d <= std::max<size_t>(2, n.size() / 3) || prefix) scored.push_back({prefix ? 0 : d, n});
-    }
   }
-  std::sort(scored.begin(), scored.end());
-  std::vector<std::string> out;
-  for (auto& s : scored)
-    if (out.size() < 5 && std::find(out.begin(), out.end(), s.second) == out.end()) out.push_back(s.second);
-  return out;
+  return closest_names(name, names, 5);
 }
 
 std::string Registry::unknown_message(ssm_kind kind, const std::string& name) const {
@@ -600,7 +397,15 @@ std::pair<const PluginInfo*, std::string> Registry::resolve_layer(const std::str
     const PluginInfo* layer = find(SSM_KIND_LAYER, base);
     if (layer)
       for (auto& i : infos_)
-        if (i->kind == SSM_KIND_DISC && i->suffix == suffix) return {layer, i->id};
+        if (i->kind == SSM_KIND_DISC && i->suffix == suffix && i->suffix_shadowed_by.empty()) {
+          if (!layer->takes_disc()) {
+            std::string takers;
+            for (const std::string& t : layers_taking_disc()) takers += (takers.empty() ? "" : ", ") + t;
+            throw Error("layer '" + layer->id + "' takes no discretization, so '" + name + "' (" + layer->id + " + " +
+                        i->id + ") means nothing; layers that take one: " + (takers.empty() ? "none found" : takers));
+          }
+          return {layer, i->id};
+        }
   }
   throw Error(unknown_message(SSM_KIND_LAYER, name));
 }
@@ -647,7 +452,11 @@ const void* Registry::create_raw(ssm_kind kind, const std::string& name, KV& con
     }
   }
   void* obj = nullptr;
+  // Recorded before create, so that a parent precedes the children it makes.
+  const bool first_use = std::find(used_.begin(), used_.end(), p) == used_.end();
+  if (first_use) used_.push_back(p);
   ssm_status* st = create(host_, &cfg, &obj);
+  if (st && first_use) used_.erase(std::find(used_.begin(), used_.end(), p));
   if (st) {
     std::string msg = std::string(kind_name(kind)) + " '" + name + "' (" + p->path + "): " + st->message;
     delete st;
@@ -697,6 +506,10 @@ void Registry::create_child(ssm_kind kind, const std::string& name, const KV& co
   c.struct_size = sizeof(c);
   c.iface = handle->object->iface();
   c.instance = handle->object->instance();
+  const PluginInfo& info = handle->object->plugin();
+  for (size_t i = 0; i < infos_.size(); ++i)
+    if (infos_[i].get() == &info) c.desc = libs_[i]->desc;
+  c.library_path = info.path.c_str();  // PluginInfo lives as long as the registry
   c.handle = handle.release();
   std::memcpy(out, &c, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(c), sizeof(c)));
 }

@@ -31,15 +31,24 @@ struct OptionInfo {
   std::string default_value;
   bool required = false;
   std::string help;
+  int32_t plugin_kind = 0;  // an ssm_kind when the value names a plugin (ABI 1.1), else 0
 };
 
 struct PluginInfo {
   std::string id, version, description, path;
+  std::string sha256;  // of the library file, at load
   ssm_kind kind = SSM_KIND_LAYER;
   uint32_t abi_major = 0, abi_minor = 0;
   std::vector<std::string> aliases;
   std::vector<OptionInfo> options;
   std::string suffix;  // discretizations: the one-letter layer suffix
+  // Set when another plugin found earlier takes this one's place: the file
+  // that wins, for the id (then this plugin is not usable) or the suffix.
+  std::string shadowed_by, suffix_shadowed_by;
+  // The option whose value names a plugin of `kind` (ABI 1.1 plugin_kind;
+  // for 1.0 plugins, the option called "disc" / "dataset"), or nullptr.
+  const OptionInfo* child_option(ssm_kind kind) const;
+  bool takes_disc() const { return child_option(SSM_KIND_DISC) != nullptr; }
 };
 
 // A file that could not be used, and why (the message names the file).
@@ -48,13 +57,24 @@ struct LoadIssue {
   std::string message;
 };
 
+// Two plugins that claim the same id, alias or suffix: the first found in
+// the search order (--plugin-path, SSM_PLUGIN_PATH, built-in) wins.
+struct Shadowing {
+  std::string name;   // the id, alias or "suffix 'z'"
+  std::string winner, loser;  // library paths
+  std::string message;        // names both files and which one wins
+};
+
 const char* kind_name(ssm_kind kind);  // "layer", "disc", "dataset", "task"
 
-// The call context handed to plugins: device, threads, seed, RNG offset.
+// A call context on the CPU: host table, threads, seed, RNG offset. The host
+// table should be a registry's (Registry::host()), so that plugins can create
+// children through ctx->host; make_ctx without one uses host_services().
+ssm_ctx make_ctx(const ssm_host* host, bool training, int threads, uint64_t seed, uint64_t rng_offset);
 ssm_ctx make_ctx(bool training, int threads, uint64_t seed, uint64_t rng_offset);
 
-// A host-services table without a registry (child_create fails): what
-// make_ctx puts in ssm_ctx.host for RNG, status and memory services.
+// A host-services table without a registry (child_create fails with a
+// status that says so): memory, RNG and statuses for code that has no registry.
 const ssm_host* host_services();
 
 // Throws ssmhost::Error with `what` and the status message; frees the status.
@@ -104,6 +124,8 @@ class LayerObject : public PluginObject {
   void step(const ssm_ctx* ctx, DLTensor* const* params, void* state, const DLTensor* x_t, DLTensor* y_t) const;
   void state_destroy(void* state) const;
   bool has_cuda() const { return f().forward_cuda != nullptr; }
+  // ABI 1.1 supports(); absent: CPU float32/float64, CUDA float32 with forward_cuda.
+  bool supports(DLDevice device, DLDataType dtype) const;
 };
 
 class DiscObject : public PluginObject {
@@ -112,6 +134,10 @@ class DiscObject : public PluginObject {
   const ssm_disc_iface& f() const { return *static_cast<const ssm_disc_iface*>(iface_); }
   void eval(const ssm_ctx* ctx, const DLTensor* z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) const;
   std::string suffix() const { return f().suffix ? f().suffix : ""; }
+  // ABI 1.1 supports(); absent: CPU complex64/complex128, CUDA complex64 with eval_cuda.
+  bool supports(DLDevice device, DLDataType dtype) const;
+  // ABI 1.1 get_extension(); nullptr when absent.
+  const void* extension(const char* id) const;
 };
 
 class DatasetObject : public PluginObject {
@@ -147,9 +173,21 @@ class Registry {
   // bad file: it becomes an issue and the rest stays usable.
   void load();
 
+  // The usable plugins (shadowed ones are not among them).
   std::vector<const PluginInfo*> plugins() const;
+  // Plugins that lost their id to one found earlier (for `list`).
+  std::vector<const PluginInfo*> shadowed() const;
   const std::vector<LoadIssue>& issues() const { return issues_; }
+  const std::vector<Shadowing>& shadowings() const { return shadowings_; }
   const std::vector<std::string>& paths() const { return paths_; }
+  // Every plugin an object was created from so far, children included, in
+  // the order first used: what a run log records.
+  const std::vector<const PluginInfo*>& used() const { return used_; }
+  // Layers that take a discretization (for messages).
+  std::vector<std::string> layers_taking_disc() const;
+
+  // A call context whose host table is this registry's.
+  ssm_ctx make_ctx(bool training, int threads, uint64_t seed, uint64_t rng_offset) const;
 
   // By id or alias (exact), or nullptr.
   const PluginInfo* find(ssm_kind kind, const std::string& name) const;
@@ -188,7 +226,10 @@ class Registry {
   ssm_host* host_;
   std::vector<std::unique_ptr<PluginInfo>> infos_;  // parallel to libs_
   std::vector<std::shared_ptr<Library>> libs_;
+  std::vector<std::unique_ptr<PluginInfo>> shadowed_;
   std::vector<LoadIssue> issues_;
+  std::vector<Shadowing> shadowings_;
+  std::vector<const PluginInfo*> used_;
 };
 
 }  // namespace ssmhost

@@ -25,7 +25,11 @@ static void report_one(const std::string& path) {
               r.finished() ? "finished" : "not finished: live or interrupted");
   for (const auto& kv : r.root_attrs()) std::printf("  %-16s %s\n", kv.first.c_str(), kv.second.c_str());
   std::printf("plugins:\n");
-  for (const auto& kv : r.plugins()) std::printf("  %-16s %s\n", kv.first.c_str(), kv.second.c_str());
+  if (r.plugin_records().empty())
+    for (const auto& kv : r.plugins()) std::printf("  %-16s %s\n", kv.first.c_str(), kv.second.c_str());
+  for (const PluginRecord& p : r.plugin_records())
+    std::printf("  %-16s %-8s %-7s ABI %-4s sha256 %.12s  %s\n", p.id.c_str(), p.version.c_str(), p.kind.c_str(),
+                p.abi.c_str(), p.sha256.c_str(), p.path.c_str());
   std::printf("config:\n");
   for (const auto& kv : r.config()) std::printf("  %-16s %s\n", kv.first.c_str(), kv.second.c_str());
   std::printf("summary:\n");

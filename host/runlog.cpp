@@ -137,7 +137,16 @@ void RunLog::Impl::build(const RunLogSetup& setup) {
   h5::Handle config = h5::create_group(root, "config", where);
   for (const auto& [name, value] : setup.config) h5::set_attr_string(config.get(), name, value, where);
   h5::Handle plugins = h5::create_group(config.get(), "plugins", where);
-  for (const auto& [id, version] : setup.plugins) h5::set_attr_string(plugins.get(), id, version, where);
+  for (const PluginRecord& p : setup.plugins) {
+    h5::set_attr_string(plugins.get(), p.id, p.version, where);  // id = version, as schema 1 began
+    h5::Handle g = h5::create_group(plugins.get(), p.id, where);
+    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"kind", p.kind},
+                                      {"version", p.version},
+                                      {"abi", p.abi},
+                                      {"path", p.path},
+                                      {"sha256", p.sha256}})
+      h5::set_attr_string(g.get(), name, value, where);
+  }
 
   h5::Handle train = h5::create_group(root, "train", where);
   h5::set_attr_string(train.get(), "metric_name", setup.metric_name, where);
@@ -435,6 +444,11 @@ RunLogReader RunLogReader::open(const std::string& path) {
     if (h5::has_link(config.get(), "plugins")) {
       h5::Handle plugins = h5::open_group(config.get(), "plugins", where);
       reader.plugins_ = string_attrs(plugins.get(), where);
+      for (const std::string& id : h5::link_names(plugins.get(), where)) {
+        h5::Handle g = h5::open_group(plugins.get(), id, where);
+        std::map<std::string, std::string> a = string_attrs(g.get(), where);
+        reader.plugin_records_.push_back({id, a["kind"], a["version"], a["abi"], a["path"], a["sha256"]});
+      }
     }
   }
 

@@ -44,6 +44,11 @@ struct EvalRow {
   std::map<std::string, double> extra;
 };
 
+// One plugin that took part in a run (children included): its identity.
+struct PluginRecord {
+  std::string id, kind, version, abi, path, sha256;
+};
+
 // Everything that must exist in the file before SWMR writing starts.
 struct RunLogSetup {
   // Root attributes, written as strings: ssmhost_version, git_commit,
@@ -51,7 +56,7 @@ struct RunLogSetup {
   // schema_version, format and end_time are the run log's own.
   std::map<std::string, std::string> root_attrs;
   std::map<std::string, std::string> config;   // every resolved option -> /config
-  std::map<std::string, std::string> plugins;  // plugin id -> version -> /config/plugins
+  std::vector<PluginRecord> plugins;            // -> /config/plugins (attribute id = version, group id)
   std::string metric_name;                     // what TrainRow/EvalRow::metric is, e.g. "accuracy"
   std::vector<std::string> eval_extra_metrics; // more /eval columns, e.g. {"bpc"}
   // append_train() flushes by itself once the last flush is this old, so a
@@ -105,7 +110,9 @@ class RunLogReader {
   // Every root attribute as text (numbers formatted), schema_version included.
   const std::map<std::string, std::string>& root_attrs() const { return root_attrs_; }
   const std::map<std::string, std::string>& config() const { return config_; }
-  const std::map<std::string, std::string>& plugins() const { return plugins_; }
+  const std::map<std::string, std::string>& plugins() const { return plugins_; }  // id -> version
+  // Full records (kind, ABI, path, SHA-256) where the log has them (since ssmhost 0.2).
+  const std::vector<PluginRecord>& plugin_records() const { return plugin_records_; }
   const std::string& metric_name() const { return metric_name_; }
   // True once close() has run (end_time is there); false for a live or crashed run.
   bool finished() const { return root_attrs_.count("end_time") != 0; }
@@ -126,6 +133,7 @@ class RunLogReader {
   std::map<std::string, std::string> root_attrs_;
   std::map<std::string, std::string> config_;
   std::map<std::string, std::string> plugins_;
+  std::vector<PluginRecord> plugin_records_;
   std::string metric_name_;
   std::map<std::string, std::vector<std::string>> column_order_;                        // group -> names
   std::map<std::string, std::map<std::string, std::vector<double>>> columns_;           // group -> name -> values

@@ -3,8 +3,8 @@
 // Options are layered, later wins: built-in defaults < the task's run
 // defaults < --preset < --config FILE < the command line. Options a plugin
 // declares (see `ssmhost info ID`) are accepted as --name-with-dashes too.
+#include <algorithm>
 #include <boost/program_options.hpp>
-#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "commands.hpp"
+#include "names.hpp"
+#include "options.hpp"
 #include "registry.hpp"
 #include "trainer.hpp"
 
@@ -87,17 +89,6 @@ const std::map<std::string, KV>& presets() {
   return all;
 }
 
-std::string dashes(std::string s) {
-  for (char& c : s)
-    if (c == '_') c = '-';
-  return s;
-}
-std::string underscores(std::string s) {
-  for (char& c : s)
-    if (c == '-') c = '_';
-  return s;
-}
-
 bool is_host_option(const std::string& key) {
   if (key == "plugin_path" || key == "set") return true;
   for (const HostOption& o : host_options())
@@ -133,9 +124,8 @@ KV parse_command_line(const std::vector<std::string>& args, std::vector<std::str
     if (key == "plugin_path") {
       plugin_paths.push_back(value);
     } else if (key == "set") {
-      size_t e = value.find('=');
-      if (e == std::string::npos || e == 0) throw UsageError("--set needs KEY=VALUE, got '" + value + "'");
-      out[underscores(value.substr(0, e))] = value.substr(e + 1);
+      auto [k, v] = parse_key_value(value, "set");
+      out[underscores(k)] = v;
     } else {
       if (out.count(key)) throw UsageError("option --" + dashes(key) + " is given twice");
       out[key] = value;
@@ -171,39 +161,6 @@ KV parse_config_file(const std::string& path) {
   return out;
 }
 
-int64_t as_int(const KV& kv, const std::string& key, int64_t lo) {
-  const std::string& v = kv.at(key);
-  size_t used = 0;
-  long long r = 0;
-  try {
-    r = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size()) throw UsageError("--" + dashes(key) + " must be an integer, got '" + v + "'");
-  if (r < lo) throw UsageError("--" + dashes(key) + " must be >= " + std::to_string(lo) + ", got " + v);
-  return r;
-}
-double as_double(const KV& kv, const std::string& key) {
-  const std::string& v = kv.at(key);
-  size_t used = 0;
-  double r = 0;
-  try {
-    r = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size() || !std::isfinite(r))
-    throw UsageError("--" + dashes(key) + " must be a number, got '" + v + "'");
-  return r;
-}
-bool as_bool(const KV& kv, const std::string& key) {
-  const std::string& v = kv.at(key);
-  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
-  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
-  throw UsageError("--" + dashes(key) + " must be true or false, got '" + v + "'");
-}
-
 std::string quote_args(const std::vector<std::string>& args) {
   std::string s = "ssmhost";
   for (const std::string& a : args) {
@@ -222,19 +179,11 @@ void check_known(const KV& given, const std::vector<const PluginInfo*>& plugins)
     for (const OptionInfo& o : p->options) known.insert(o.name);
   for (const auto& kv : given) {
     if (known.count(kv.first)) continue;
-    std::string best;
-    size_t best_d = 3;
-    for (const std::string& k : known) {
-      size_t d = 0;  // cheap distance: length difference + differing positions
-      size_t n = std::min(k.size(), kv.first.size());
-      for (size_t i = 0; i < n; ++i) d += k[i] != kv.first[i];
-      d += std::max(k.size(), kv.first.size()) - n;
-      if (d < best_d) best_d = d, best = k;
-    }
+    std::vector<std::string> close = closest_names(kv.first, {known.begin(), known.end()}, 1);
     std::string names;
     for (const PluginInfo* p : plugins) names += (names.empty() ? "" : ", ") + p->id;
     throw UsageError("unknown option --" + dashes(kv.first) +
-                     (best.empty() ? "" : "; did you mean --" + dashes(best) + "?") +
+                     (close.empty() ? "" : "; did you mean --" + dashes(close[0]) + "?") +
                      " (`ssmhost help train` lists the host's options; `ssmhost info ID` a plugin's: " + names + ")");
   }
 }
@@ -307,7 +256,7 @@ int run_train(const std::vector<std::string>& args) {
   for (const std::string& p : plugin_paths) reg.add_path(p);
   reg.add_default_paths();
   reg.load();
-  for (const LoadIssue& is : reg.issues()) std::fprintf(stderr, "ssmhost: warning: %s\n", is.message.c_str());
+  report_load(reg);
 
   std::string resume = user_value("resume");
   KV checkpoint_config;
@@ -341,7 +290,10 @@ int run_train(const std::vector<std::string>& args) {
   if (!preset_name.empty()) resolved["preset"] = preset_name;
   if (!resume.empty()) resolved["resume"] = resume;
 
-  // Which plugins this run uses, to check every option someone declared.
+  // Which plugins this run uses: the layer, the task, and every plugin that
+  // an option of theirs names (--disc, --inner, --dataset, ... as declared by
+  // the plugins, ABI 1.1), recursively. Every name is checked now, every
+  // option one of them declares is accepted, and /config records what ran.
   auto [layer_info, suffix_disc] = reg.resolve_layer(layer);
   if (!suffix_disc.empty()) {
     if (resolved.count("disc") && resolved["disc"] != suffix_disc)
@@ -349,14 +301,37 @@ int run_train(const std::vector<std::string>& args) {
                        layer_info->id + " with " + suffix_disc + "; give one of them");
     resolved["disc"] = suffix_disc;
   }
-  // No disc named: the layer's own default scheme is the run's, so /config and
-  // /config/plugins record it like one given by hand.
-  if (!resolved.count("disc"))
-    for (const OptionInfo& oi : layer_info->options)
-      if (oi.name == "disc" && !oi.default_value.empty()) resolved["disc"] = oi.default_value;
   std::vector<const PluginInfo*> used = {layer_info, &task_info};
-  if (resolved.count("disc")) used.push_back(&reg.require(SSM_KIND_DISC, resolved["disc"]));
-  if (resolved.count("dataset")) used.push_back(&reg.require(SSM_KIND_DATASET, resolved["dataset"]));
+  auto use = [&](const PluginInfo* p) {
+    if (std::find(used.begin(), used.end(), p) == used.end()) used.push_back(p);
+  };
+  for (size_t i = 0; i < used.size(); ++i)
+    for (ssm_kind kind : {SSM_KIND_LAYER, SSM_KIND_DISC, SSM_KIND_DATASET}) {
+      const OptionInfo* o = used[i]->child_option(kind);
+      if (!o) continue;
+      // Not set: the plugin's own default is the run's, recorded like one given by hand.
+      if (!resolved.count(o->name) && !o->default_value.empty()) resolved[o->name] = o->default_value;
+      if (!resolved.count(o->name) || resolved[o->name].empty()) continue;
+      const std::string& value = resolved[o->name];
+      if (kind == SSM_KIND_LAYER) {
+        auto [inner, inner_disc] = reg.resolve_layer(value);
+        use(inner);
+        if (!inner_disc.empty()) use(&reg.require(SSM_KIND_DISC, inner_disc));
+      } else {
+        use(&reg.require(kind, value));
+      }
+    }
+  if (resolved.count("disc")) {
+    bool taken = false;
+    for (const PluginInfo* p : used) taken |= p->takes_disc();
+    if (!taken) {
+      std::string takers;
+      for (const std::string& t : reg.layers_taking_disc()) takers += (takers.empty() ? "" : ", ") + t;
+      throw UsageError("--disc " + resolved["disc"] + ": layer '" + layer_info->id +
+                       "' takes no discretization (nor does any plugin it uses); layers that take one: " +
+                       (takers.empty() ? "none found" : takers));
+    }
+  }
   KV given = cli;
   for (auto& kv : file) given[kv.first] = kv.second;
   given.erase("resume");

@@ -1,6 +1,11 @@
 // ssmhost validate: creates one plugin through the registry and checks that
 // it really works, the way the host will use it: one PASS/FAIL/SKIP line per
 // check with its numbers, exit status 1 when any check fails.
+//
+// A conformance kit: every check runs on every (device, dtype) pair the
+// plugin says it serves; a failure names the tensor and the coordinate (or
+// the token, batch and channel) where it goes wrong.
+#include <ssm/gradcheck.hpp>
 #include <ssm/sdk.hpp>
 
 #include <algorithm>
@@ -12,6 +17,7 @@
 #include <functional>
 #include <iostream>
 #include <limits>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <tuple>
@@ -24,15 +30,34 @@ namespace po = boost::program_options;
 namespace ssmhost {
 namespace {
 
-// Gradients must match central finite differences to this relative error
-// (in float64); the recurrent mode must match forward to kStepTol.
+namespace gc = ssm::gradcheck;
+
+// Gradients must match central finite differences (float64) to this relative
+// error: |fd - backward| / max(|fd|, |backward|, kGradFloor).
 constexpr double kGradTol = 1e-5;
-constexpr double kStepTol = 1e-6;
-constexpr double kFloat32Tol = 1e-3;
 // Below this magnitude a gradient is compared absolutely: relative error is
-// meaningless near zero (the habit of tests/gradcheck.hpp).
+// meaningless near zero.
 constexpr double kGradFloor = 1e-3;
-constexpr int kGradCoordinates = 6;  // random coordinates checked per tensor
+// --coords default: every coordinate of a tensor up to this many elements,
+// else this many, one at random in each of as many equal parts.
+constexpr size_t kGradAllUpTo = 4096;
+constexpr size_t kGradSample = 512;
+// float32 against float64 on the same (float32-rounded) inputs, relative to
+// the float64 tensor's max |value|.
+constexpr double kForward32Tol = 1e-3;
+constexpr double kBackward32Tol = 2e-3;
+// The recurrent mode against forward, relative to forward's max |y|.
+constexpr double kStep64Tol = 1e-6;
+constexpr double kStep32Tol = 1e-3;
+// A second backward adds to the parameter gradients: deviation from twice
+// the first, relative to the tensor's max |value|.
+constexpr double kAccum64Tol = 1e-12;
+constexpr double kAccum32Tol = 1e-4;
+// complex64 against complex128 (discretizations), relative to max(1, |value|).
+constexpr double kComplex64Tol = 1e-3;
+// Defaults of the recurrent and long-sequence checks.
+constexpr int64_t kRecurrentMinLen = 256;
+constexpr int64_t kLongLen = 16384;
 
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -41,11 +66,22 @@ std::string num(double v) {
   std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
 }
+// Enough digits to tell two close values apart.
+std::string num_full(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "(";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + ")";
+}
+
+// "x[1, 5, 37]": the flat index of a tensor of that shape, by coordinates.
+std::string at(const std::string& name, size_t flat, const std::vector<int64_t>& shape) {
+  return name + gc::index_text(flat, shape);
 }
 
 // A check whose numbers are out of bounds (not a plugin error).
@@ -81,7 +117,7 @@ class Report {
 
  private:
   static void line(const char* status, const std::string& name, const std::string& detail) {
-    std::printf("%s %-22s %s\n", status, name.c_str(), detail.c_str());
+    std::printf("%s %-27s %s\n", status, name.c_str(), detail.c_str());
     std::fflush(stdout);
   }
   int passed_ = 0, failed_ = 0, skipped_ = 0;
@@ -115,6 +151,7 @@ struct Tensors {
     for (auto& v : views) s.push_back(v.shape);
     return s;
   }
+  const std::vector<int64_t>& shape(size_t i) const { return views[i].shape; }
   DLTensor* const* get() const { return ptrs.data(); }
   DLTensor* operator[](size_t i) { return ptrs[i]; }
   void fill(T v) {
@@ -130,14 +167,12 @@ Tensors<To> convert(const Tensors<From>& in) {
   return out;
 }
 
+// float64 values rounded to float32 and back: inputs both precisions see exactly.
+Tensors<double> rounded(const Tensors<double>& in) { return convert<double>(convert<float>(in)); }
+
 template <class T>
 Tensors<T> one(const std::vector<int64_t>& shape, T fill) {
   return Tensors<T>({shape}, fill);
-}
-
-template <class T>
-bool all_finite(const std::vector<T>& v) {
-  return std::all_of(v.begin(), v.end(), [](T x) { return std::isfinite(static_cast<double>(x)); });
 }
 
 template <class T>
@@ -147,14 +182,23 @@ double max_abs(const std::vector<T>& v) {
   return m;
 }
 
-// Where a buffer that was filled with NaN still holds one: the plugin did not
-// write it (or wrote NaN/inf).
 template <class T>
-void require_finite(const std::vector<T>& v, const std::string& what) {
+std::string value_text(T v) {
+  return std::isnan(static_cast<double>(v)) ? "nan" : num_full(static_cast<double>(v));
+}
+
+// Where a buffer that was filled with NaN still holds one: the plugin did not
+// write it (or wrote NaN/inf). Names the first such element by coordinates.
+template <class T>
+void require_finite(const std::vector<T>& v, const std::string& name, const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(static_cast<double>(v[i])))
-      throw CheckFailed(what + ": element " + std::to_string(i) + " of " + std::to_string(v.size()) + " is " +
-                        std::to_string(static_cast<double>(v[i])) + " (not written, or not finite)");
+      throw CheckFailed(at(name, i, shape) + " is " + value_text(v[i]) + " (not written, or not finite; the first of " +
+                        std::to_string(v.size()) + " elements " + shape_text(shape) + ")");
+}
+template <class T>
+void require_finite(const std::vector<T>& v, const std::string& name) {
+  require_finite(v, name, {static_cast<int64_t>(v.size())});
 }
 
 KV parse_sets(const po::variables_map& vm) {
@@ -189,11 +233,33 @@ RawStatus take_status(const ssm_host* host, ssm_status* st) {
   return r;
 }
 
+// ------------------------------------------------------ devices and dtypes
+
+// The (device, dtype) pairs validate knows, in the order it checks them.
+struct Target {
+  DLDevice device;
+  DLDataType dtype;
+};
+constexpr DLDevice kCpu{kDLCPU, 0};
+constexpr DLDevice kCuda{kDLCUDA, 0};
+
+std::string device_name(DLDevice d) { return d.device_type == kDLCPU ? "cpu" : d.device_type == kDLCUDA ? "cuda" : "device"; }
+std::string target_name(const Target& t) { return device_name(t.device) + " " + ssm::dtype_name(t.dtype); }
+
+// No CUDA execution in validate yet: a pair on CUDA the plugin serves is
+// reported as SKIP with this reason. A CUDA path (device buffers, a stream in
+// the context) plugs in where run_target() is called.
+const char* const kNoCudaHere = "cuda: not available in this build";
+
 // ------------------------------------------------------------------ layer
 
 struct LayerSetup {
   int64_t batch = 2, len = 16;
+  int64_t recurrent_len = 0;    // 0: max(len, kRecurrentMinLen)
+  int64_t long_len = kLongLen;  // 0: no long-sequence check
   uint64_t seed = 1;
+  bool coords_all = false;  // --coords all
+  size_t coords_n = 0;      // --coords N; 0: the default
 };
 
 // A recurrent state destroyed with its scope.
@@ -203,213 +269,468 @@ struct StateGuard {
   ~StateGuard() { layer.state_destroy(state); }
 };
 
-int validate_layer(Registry& reg, const std::string& name, KV config, const LayerSetup& s, Report& report) {
-  if (!config.count("d_model")) config["d_model"] = "8";
-  std::unique_ptr<LayerObject> layer;
-  if (!report.run("create", [&] {
-        layer = reg.create_layer(name, config);
-        return "options: " + config_text(config);
-      }))
-    return report.finish();
-  int64_t H = 0;
-  try {
-    H = std::stoll(config.at("d_model"));
-  } catch (const std::exception&) {
+template <class T>
+const char* dtype_label();
+template <>
+const char* dtype_label<float>() {
+  return "float32";
+}
+template <>
+const char* dtype_label<double>() {
+  return "float64";
+}
+
+// |got - want| / scale, a NaN counted as infinitely far.
+double deviation(double got, double want, double scale) {
+  const double d = std::abs(got - want) / scale;
+  return std::isnan(d) ? std::numeric_limits<double>::infinity() : d;
+}
+
+// The worst element of one tensor against a reference, relative to the
+// reference's max |value| (1 when the reference is all zero).
+struct Worst {
+  std::string name;
+  std::vector<int64_t> shape;
+  double dev = 0, got = 0, want = 0, scale = 1;
+  size_t index = 0;
+  std::string where() const { return at(name, index, shape); }
+};
+template <class T>
+Worst worst_of(const std::vector<T>& got, const std::vector<double>& want, const std::string& name,
+               const std::vector<int64_t>& shape) {
+  Worst w;
+  w.name = name, w.shape = shape;
+  const double m = max_abs(want);
+  w.scale = m > 0 ? m : 1.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double d = deviation(static_cast<double>(got[i]), want[i], w.scale);
+    if (i == 0 || d > w.dev) w.dev = d, w.index = i, w.got = static_cast<double>(got[i]), w.want = want[i];
   }
-  if (H < 1) throw UsageError("d_model must be a positive integer, got '" + config.at("d_model") + "'");
-  const int64_t B = s.batch, L = s.len;
-  const ssm_ctx train = make_ctx(true, 1, s.seed, 0), infer = make_ctx(false, 1, s.seed, 0);
+  return w;
+}
 
-  std::vector<ParamInfo> specs;
-  std::vector<std::vector<int64_t>> shapes;
-  bool ok = report.run("params", [&] {
-    specs = layer->params();
-    std::string text;
-    int64_t total = 0;
-    for (const ParamInfo& p : specs) {
-      if (p.name.empty()) throw CheckFailed("a parameter has an empty name");
-      for (const ParamInfo& q : specs)
-        if (&q != &p && q.name == p.name) throw CheckFailed("two parameters are named '" + p.name + "'");
-      if (p.shape.empty() || p.shape.size() > 4) throw CheckFailed("'" + p.name + "' must have 1 to 4 dimensions");
-      for (int64_t d : p.shape)
-        if (d < 1) throw CheckFailed("'" + p.name + "' has shape " + shape_text(p.shape));
-      shapes.push_back(p.shape);
-      total += p.numel();
-      text += (text.empty() ? "" : ", ") + p.name + " " + shape_text(p.shape);
-      if (p.flags & SSM_PARAM_SSM) text += " [ssm]";
-      if (p.flags & SSM_PARAM_NO_WEIGHT_DECAY) text += " [no wd]";
-      if (p.lr_max > 0) text += " [lr <= " + num(p.lr_max) + "]";
-      if (p.weight_decay >= 0) text += " [wd " + num(p.weight_decay) + "]";
+// Checks one layer: every check on every (device, dtype) pair it serves.
+// Random inputs are drawn once in float64 and rounded to float32, parameters
+// from param_init float64 are rounded too, so float32 and float64 see exactly
+// the same numbers and their difference is the arithmetic alone.
+class LayerValidator {
+ public:
+  LayerValidator(Registry& reg, const std::string& name, KV config, const LayerSetup& s, Report& report)
+      : reg_(reg),
+        name_(name),
+        config_(std::move(config)),
+        s_(s),
+        report_(report),
+        train_(reg.make_ctx(true, 1, s.seed, 0)),
+        infer_(reg.make_ctx(false, 1, s.seed, 0)) {}
+
+  int run() {
+    if (!config_.count("d_model")) config_["d_model"] = "8";
+    if (!report_.run("create", [&] {
+          layer_ = reg_.create_layer(name_, config_);
+          return "options: " + config_text(config_);
+        }))
+      return report_.finish();
+    try {
+      H_ = std::stoll(config_.at("d_model"));
+    } catch (const std::exception&) {
     }
-    return std::to_string(specs.size()) + " tensors, " + std::to_string(total) + " values: " +
-           (text.empty() ? "none" : text);
-  });
-  if (!ok) return report.finish();
+    if (H_ < 1) throw UsageError("d_model must be a positive integer, got '" + config_.at("d_model") + "'");
+    B_ = s_.batch, L_ = s_.len;
+    L_rec_ = s_.recurrent_len > 0 ? s_.recurrent_len : std::max(L_, kRecurrentMinLen);
+    xshape_ = {B_, L_, H_};
+    if (!describe_params()) return report_.finish();
+    make_inputs();
 
-  Tensors<double> params(shapes, kNaN);
-  ok = report.run("param_init float64", [&] {
-    layer->param_init(&train, params.get());
-    for (size_t i = 0; i < specs.size(); ++i) require_finite(params.data[i], "parameter '" + specs[i].name + "'");
-    double m = 0;
-    for (auto& d : params.data) m = std::max(m, max_abs(d));
-    return "all finite, max |p| = " + num(m);
-  });
-  if (!ok) return report.finish();
-
-  // Inputs and a random probe: loss = sum(y * probe), so dL/dy = probe.
-  std::mt19937_64 gen(s.seed);
-  std::normal_distribution<double> normal;
-  const std::vector<int64_t> xshape = {B, L, H};
-  Tensors<double> x = one<double>(xshape, 0), probe = one<double>(xshape, 0);
-  for (double& v : x.data[0]) v = normal(gen);
-  for (double& v : probe.data[0]) v = normal(gen);
-
-  Tensors<double> y = one<double>(xshape, kNaN);
-  auto loss = [&]() {
-    y.fill(kNaN);
-    layer->forward(&train, params.get(), x[0], y[0]);
-    double sum = 0;
-    for (size_t i = 0; i < y.data[0].size(); ++i) sum += y.data[0][i] * probe.data[0][i];
-    return sum;
-  };
-  ok = report.run("forward float64", [&] {
-    loss();
-    require_finite(y.data[0], "y " + shape_text(xshape));
-    return "x " + shape_text(xshape) + " -> y " + shape_text(xshape) + ", all finite, max |y| = " +
-           num(max_abs(y.data[0]));
-  });
-  if (!ok) return report.finish();
-
-  // Analytic gradients: dx is overwritten, dparams accumulate from zero.
-  Tensors<double> dx = one<double>(xshape, kNaN), dparams(shapes, 0.0);
-  ok = report.run("backward float64", [&] {
-    loss();
-    layer->backward(&train, params.get(), probe[0], dx[0], dparams.get());
-    require_finite(dx.data[0], "dx");
-    for (size_t i = 0; i < specs.size(); ++i) require_finite(dparams.data[i], "d" + specs[i].name);
-    return "dx and " + std::to_string(specs.size()) + " parameter gradients written, all finite";
-  });
-  if (!ok) return report.finish();
-
-  // Central differences at a few random coordinates of one tensor.
-  auto grad_check = [&](std::vector<double>& values, const std::vector<double>& analytic) {
-    std::vector<size_t> coords(values.size());
-    for (size_t i = 0; i < coords.size(); ++i) coords[i] = i;
-    std::shuffle(coords.begin(), coords.end(), gen);
-    coords.resize(std::min<size_t>(coords.size(), kGradCoordinates));
-    double worst = 0, worst_fd = 0, worst_an = 0;
-    size_t worst_i = 0;
-    for (size_t i : coords) {
-      const double saved = values[i], h = 1e-6 * std::max(1.0, std::abs(saved));
-      values[i] = saved + h;
-      const double up = loss();
-      values[i] = saved - h;
-      const double down = loss();
-      values[i] = saved;
-      const double fd = (up - down) / (2 * h);
-      const double err = std::abs(fd - analytic[i]) / std::max({std::abs(fd), std::abs(analytic[i]), kGradFloor});
-      if (!(err <= worst)) {  // also catches NaN
-        worst = err, worst_i = i, worst_fd = fd, worst_an = analytic[i];
+    const DLDataType f32 = ssm::dtype_of<float>::value, f64 = ssm::dtype_of<double>::value;
+    const Target targets[] = {{kCpu, f64}, {kCpu, f32}, {kCuda, f32}, {kCuda, f64}};
+    for (const Target& t : targets) {
+      const bool cpu = t.device.device_type == kDLCPU, is64 = t.dtype.bits == 64;
+      if (!layer_->supports(t.device, t.dtype)) {
+        report_.skip(target_name(t), "not served by the plugin (its supports() says no)");
+        if (cpu && is64) report_.skip("gradient", "finite differences run in float64, which the plugin does not serve");
+        continue;
       }
+      if (!cpu) {
+        report_.skip(target_name(t), kNoCudaHere);
+        continue;
+      }
+      if (is64) run_float64();
+      else run_float32();
     }
-    std::string text = "worst relative error " + num(worst) + " over " + std::to_string(coords.size()) +
-                       " coordinates (at " + std::to_string(worst_i) + ": finite difference " + num(worst_fd) +
-                       ", backward " + num(worst_an) + "; tolerance " + num(kGradTol) + ")";
-    if (!(worst <= kGradTol)) throw CheckFailed(text);
-    return text;
-  };
-  report.run("gradient x", [&] { return grad_check(x.data[0], dx.data[0]); });
-  for (size_t i = 0; i < specs.size(); ++i)
-    report.run("gradient " + specs[i].name, [&] { return grad_check(params.data[i], dparams.data[i]); });
+    return report_.finish();
+  }
 
-  report.run("backward accumulates", [&] {
-    Tensors<double> again(dparams);
-    Tensors<double> dx2 = one<double>(xshape, kNaN);
-    loss();
-    layer->backward(&train, params.get(), probe[0], dx2[0], again.get());
-    double worst = 0;
-    for (size_t i = 0; i < specs.size(); ++i)
-      for (size_t k = 0; k < again.data[i].size(); ++k) {
-        const double want = 2 * dparams.data[i][k];
-        worst = std::max(worst, std::abs(again.data[i][k] - want) / std::max(1.0, std::abs(want)));
+ private:
+  bool describe_params() {
+    return report_.run("params", [&] {
+      specs_ = layer_->params();
+      std::string text;
+      int64_t total = 0;
+      for (const ParamInfo& p : specs_) {
+        if (p.name.empty()) throw CheckFailed("a parameter has an empty name");
+        for (const ParamInfo& q : specs_)
+          if (&q != &p && q.name == p.name) throw CheckFailed("two parameters are named '" + p.name + "'");
+        if (p.shape.empty() || p.shape.size() > 4) throw CheckFailed("'" + p.name + "' must have 1 to 4 dimensions");
+        for (int64_t d : p.shape)
+          if (d < 1) throw CheckFailed("'" + p.name + "' has shape " + shape_text(p.shape));
+        shapes_.push_back(p.shape);
+        total += p.numel();
+        text += (text.empty() ? "" : ", ") + p.name + " " + shape_text(p.shape);
+        if (p.flags & SSM_PARAM_SSM) text += " [ssm]";
+        if (p.flags & SSM_PARAM_NO_WEIGHT_DECAY) text += " [no wd]";
+        if (p.lr_max > 0) text += " [lr <= " + num(p.lr_max) + "]";
+        if (p.weight_decay >= 0) text += " [wd " + num(p.weight_decay) + "]";
       }
-    double dx_change = 0;
-    for (size_t k = 0; k < dx2.data[0].size(); ++k) dx_change = std::max(dx_change, std::abs(dx2.data[0][k] - dx.data[0][k]));
-    std::string text = "a second backward: dparams = 2 x first (deviation " + num(worst) +
-                       "), dx overwritten (deviation " + num(dx_change) + ")";
-    if (!(worst <= 1e-12) || !(dx_change <= 1e-12)) throw CheckFailed(text + "; dparams must be += and dx =");
+      return std::to_string(specs_.size()) + " tensors, " + std::to_string(total) + " values: " +
+             (text.empty() ? "none" : text);
+    });
+  }
+
+  // x and probe (B, L, H): loss = sum(y * probe), so dL/dy = probe; the
+  // recurrent check's input (B, L_rec, H); the long check's (1, L_long, H).
+  void make_inputs() {
+    std::mt19937_64 gen(s_.seed);
+    std::normal_distribution<double> normal;
+    auto random = [&](const std::vector<int64_t>& shape) {
+      Tensors<double> t = one<double>(shape, 0);
+      for (double& v : t.data[0]) v = static_cast<float>(normal(gen));  // float32-exact
+      return t;
+    };
+    x_ = std::make_unique<Tensors<double>>(random(xshape_));
+    probe_ = std::make_unique<Tensors<double>>(random(xshape_));
+    x_rec_ = std::make_unique<Tensors<double>>(random({B_, L_rec_, H_}));
+    if (s_.long_len > 0) {
+      x_long_ = std::make_unique<Tensors<double>>(random({1, s_.long_len, H_}));
+      probe_long_ = std::make_unique<Tensors<double>>(random({1, s_.long_len, H_}));
+    }
+  }
+
+  std::string param_grad_name(size_t i) const { return "d" + specs_[i].name; }
+
+  template <class T>
+  void require_finite_params(const Tensors<T>& t, const std::string& prefix) {
+    for (size_t i = 0; i < specs_.size(); ++i) require_finite(t.data[i], prefix + specs_[i].name, specs_[i].shape);
+  }
+
+  template <class T>
+  bool param_init(Tensors<T>& params) {
+    const std::string name = std::string("param_init ") + dtype_label<T>();
+    return report_.run(name, [&] {
+      layer_->param_init(&train_, params.get());
+      require_finite_params(params, "");
+      double m = 0;
+      for (auto& d : params.data) m = std::max(m, max_abs(d));
+      return "all finite, max |p| = " + num(m);
+    });
+  }
+
+  gc::Coords coords_for(size_t n, uint64_t salt) const {
+    const uint64_t seed = s_.seed * 1000003u + salt;
+    if (s_.coords_all) return gc::Coords::all();
+    if (s_.coords_n > 0) return gc::Coords::sample(s_.coords_n, seed);
+    return gc::Coords::all_up_to(n, kGradAllUpTo, kGradSample, seed);
+  }
+
+  // Central differences of `loss` in `values` against `analytic`.
+  std::string grad_check(const std::string& what, std::vector<double>& values, const std::vector<double>& analytic,
+                         const std::vector<int64_t>& shape, const std::function<double()>& loss, uint64_t salt) {
+    gc::Options opt;
+    opt.floor = kGradFloor;
+    opt.coords = coords_for(values.size(), salt);
+    const gc::Result r = gc::check(values, analytic, loss, opt);
+    const std::string over = r.checked == r.size ? "all " + std::to_string(r.size)
+                                                 : std::to_string(r.checked) + " of " + std::to_string(r.size);
+    std::string text = "worst relative error " + num(r.error) + " over " + over + " coordinates (at " +
+                       at(what, r.index, shape) + ": finite difference " + num_full(r.fd) + ", backward " +
+                       num_full(r.analytic) + "; tolerance " + num(kGradTol) + ")";
+    if (!r.passed(kGradTol)) throw CheckFailed(text);
     return text;
-  });
+  }
 
-  // Inference output: the reference of the recurrent and float32 checks.
-  Tensors<double> y_infer = one<double>(xshape, kNaN);
-  ok = report.run("forward inference", [&] {
-    layer->forward(&infer, params.get(), x[0], y_infer[0]);
-    require_finite(y_infer.data[0], "y");
-    return "ctx.training = 0, all finite";
-  });
-  if (!ok) return report.finish();
-  const double scale = std::max(1.0, max_abs(y_infer.data[0]));
+  // ------------------------------------------------------------ float64
 
-  // Recurrent mode, token by token, against forward. state_create is called
-  // through the raw table: SSM_ERR_UNSUPPORTED means "no recurrent mode",
-  // which is allowed, and only the status code tells it from an error.
-  const ssm_layer_iface& f = layer->f();
-  StateGuard state{*layer};
-  RawStatus created;
-  if (f.state_create && f.step)
-    created = take_status(reg.host(), f.state_create(layer->instance(), &infer, params.get(), B, &state.state));
-  if (!f.state_create || !f.step) {
-    report.skip("recurrent", "no recurrent mode (state_create or step is NULL)");
-  } else if (created.code == SSM_ERR_UNSUPPORTED) {
-    report.skip("recurrent", "no recurrent mode (the plugin says: " + created.message + ")");
-  } else {
-    report.run("recurrent", [&] {
-      if (created.code != SSM_OK)
-        throw Error("layer '" + layer->plugin().id + "' state_create: " + created.message);
-      Tensors<double> x_t = one<double>({B, H}, 0), y_t = one<double>({B, H}, kNaN);
-      double worst = 0;
-      for (int64_t t = 0; t < L; ++t) {
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t h = 0; h < H; ++h) x_t.data[0][b * H + h] = x.data[0][(b * L + t) * H + h];
-        y_t.fill(kNaN);
-        layer->step(&infer, params.get(), state.state, x_t[0], y_t[0]);
-        require_finite(y_t.data[0], "y_t at t = " + std::to_string(t));
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t h = 0; h < H; ++h)
-            worst = std::max(worst, std::abs(y_t.data[0][b * H + h] - y_infer.data[0][(b * L + t) * H + h]) / scale);
+  void run_float64() {
+    Tensors<double> init(shapes_, kNaN);
+    if (!param_init(init)) return;
+    P64_ = std::make_unique<Tensors<double>>(rounded(init));
+    Tensors<double>& p = *P64_;
+    Tensors<double> x(*x_), y = one<double>(xshape_, kNaN);
+    const std::vector<double>& probe = probe_->data[0];
+    auto loss = [&]() {
+      y.fill(kNaN);
+      layer_->forward(&train_, p.get(), x[0], y[0]);
+      double sum = 0;
+      for (size_t i = 0; i < y.data[0].size(); ++i) sum += y.data[0][i] * probe[i];
+      return sum;
+    };
+    if (!report_.run("forward float64", [&] {
+          loss();
+          require_finite(y.data[0], "y", xshape_);
+          return "x " + shape_text(xshape_) + " -> y " + shape_text(xshape_) + ", all finite, max |y| = " +
+                 num(max_abs(y.data[0]));
+        }))
+      return;
+
+    // Analytic gradients: dx is overwritten, dparams accumulate from zero.
+    Tensors<double> dx = one<double>(xshape_, kNaN), dparams(shapes_, 0.0);
+    if (!report_.run("backward float64", [&] {
+          loss();
+          layer_->backward(&train_, p.get(), (*probe_)[0], dx[0], dparams.get());
+          require_finite(dx.data[0], "dx", xshape_);
+          require_finite_params(dparams, "d");
+          return "dx and " + std::to_string(specs_.size()) + " parameter gradients written, all finite";
+        }))
+      return;
+
+    report_.run("gradient x", [&] { return grad_check("x", x.data[0], dx.data[0], xshape_, loss, 0); });
+    for (size_t i = 0; i < specs_.size(); ++i)
+      report_.run("gradient " + specs_[i].name,
+                  [&] { return grad_check(specs_[i].name, p.data[i], dparams.data[i], specs_[i].shape, loss, i + 1); });
+
+    accumulates(p, kAccum64Tol);
+    recurrent(p, kStep64Tol);
+    long_sequence(p);
+    round_trip(p);
+  }
+
+  // ------------------------------------------------------------ float32
+
+  void run_float32() {
+    Tensors<float> init(shapes_, std::numeric_limits<float>::quiet_NaN());
+    if (!param_init(init)) return;
+    // The float64 run's parameters (float32-exact) when there was one.
+    const bool compare = P64_ != nullptr;
+    const Tensors<float> p = compare ? convert<float>(*P64_) : Tensors<float>(init);
+    const Tensors<float> probe = convert<float>(*probe_);
+    Tensors<float> x = convert<float>(*x_);
+    const char* no_reference = " (float64 is not served: no comparison)";
+
+    report_.run("forward float32", [&] {
+      Tensors<float> yi = one<float>(xshape_, NAN), yt = one<float>(xshape_, NAN);
+      layer_->forward(&infer_, p.get(), x[0], yi[0]);
+      require_finite(yi.data[0], "y", xshape_);
+      layer_->forward(&train_, p.get(), x[0], yt[0]);
+      require_finite(yt.data[0], "y", xshape_);
+      if (!compare) return std::string("inference and training: all finite") + no_reference;
+      Tensors<double> x64(*x_), ri = one<double>(xshape_, kNaN), rt = one<double>(xshape_, kNaN);
+      layer_->forward(&infer_, P64_->get(), x64[0], ri[0]);
+      layer_->forward(&train_, P64_->get(), x64[0], rt[0]);
+      Worst wi = worst_of(yi.data[0], ri.data[0], "y", xshape_), wt = worst_of(yt.data[0], rt.data[0], "y", xshape_);
+      const bool training_worse = wt.dev > wi.dev;
+      const Worst& w = training_worse ? wt : wi;
+      std::string text = "max deviation from float64 " + num(w.dev) + " relative to max |y| = " + num(w.scale) +
+                         " (inference " + num(wi.dev) + ", training " + num(wt.dev) + "; tolerance " +
+                         num(kForward32Tol) + ")";
+      if (!(w.dev <= kForward32Tol))
+        throw CheckFailed("at " + w.where() + (training_worse ? " (training)" : " (inference)") + ": float32 " +
+                          value_text(w.got) + ", float64 " + value_text(w.want) + "; " + text);
+      return text;
+    });
+
+    report_.run("backward float32", [&] {
+      Tensors<float> y = one<float>(xshape_, NAN), dx = one<float>(xshape_, NAN), dp(shapes_, 0.0f);
+      layer_->forward(&train_, p.get(), x[0], y[0]);
+      layer_->backward(&train_, p.get(), probe.get()[0], dx[0], dp.get());
+      require_finite(dx.data[0], "dx", xshape_);
+      require_finite_params(dp, "d");
+      if (!compare) return std::string("dx and parameter gradients all finite") + no_reference;
+      Tensors<double> x64(*x_), y64 = one<double>(xshape_, kNaN), dx64 = one<double>(xshape_, kNaN), dp64(shapes_, 0.0);
+      layer_->forward(&train_, P64_->get(), x64[0], y64[0]);
+      layer_->backward(&train_, P64_->get(), (*probe_)[0], dx64[0], dp64.get());
+      std::vector<Worst> all = {worst_of(dx.data[0], dx64.data[0], "dx", xshape_)};
+      for (size_t i = 0; i < specs_.size(); ++i)
+        all.push_back(worst_of(dp.data[i], dp64.data[i], param_grad_name(i), specs_[i].shape));
+      const Worst* w = &all[0];
+      std::string each;
+      for (const Worst& v : all) {
+        if (v.dev > w->dev) w = &v;
+        each += (each.empty() ? "" : ", ") + v.name + " " + num(v.dev);
       }
-      std::string text = std::to_string(L) + " steps against forward: max deviation " + num(worst) +
-                         " relative to max |y| (tolerance " + num(kStepTol) + ")";
-      if (!(worst <= kStepTol)) throw CheckFailed(text);
+      std::string text = "max deviation from float64, relative to each tensor's max |value|: " + each +
+                         " (tolerance " + num(kBackward32Tol) + ")";
+      if (!(w->dev <= kBackward32Tol))
+        throw CheckFailed("at " + w->where() + ": float32 " + value_text(w->got) + ", float64 " + value_text(w->want) +
+                          " (deviation " + num(w->dev) + " relative to max |" + w->name + "| = " + num(w->scale) +
+                          "); " + text);
+      return text;
+    });
+
+    accumulates(p, kAccum32Tol);
+    recurrent(p, kStep32Tol);
+    long_sequence(p);
+    round_trip(p);
+  }
+
+  // ---------------------------------------------------- both dtypes
+
+  // A second backward adds to the parameter gradients (+=) and overwrites dx.
+  template <class T>
+  void accumulates(const Tensors<T>& p, double tol) {
+    report_.run(std::string("backward accumulates ") + dtype_label<T>(), [&] {
+      Tensors<T> x = convert<T>(*x_), probe = convert<T>(*probe_);
+      Tensors<T> y = one<T>(xshape_, T(NAN)), dx1 = one<T>(xshape_, T(NAN)), dx2 = one<T>(xshape_, T(NAN));
+      Tensors<T> first(shapes_, T(0));
+      layer_->forward(&train_, p.get(), x[0], y[0]);
+      layer_->backward(&train_, p.get(), probe[0], dx1[0], first.get());
+      Tensors<T> again(first);
+      layer_->forward(&train_, p.get(), x[0], y[0]);
+      layer_->backward(&train_, p.get(), probe[0], dx2[0], again.get());
+      Worst wp;
+      for (size_t i = 0; i < specs_.size(); ++i) {
+        std::vector<double> twice(first.data[i].begin(), first.data[i].end());
+        for (double& v : twice) v *= 2;
+        Worst w = worst_of(again.data[i], twice, param_grad_name(i), specs_[i].shape);
+        if (i == 0 || w.dev > wp.dev) wp = w;
+      }
+      const Worst wx = worst_of(dx2.data[0], std::vector<double>(dx1.data[0].begin(), dx1.data[0].end()), "dx", xshape_);
+      std::string text = "a second backward: dparams = 2 x first (deviation " + num(wp.dev) +
+                         "), dx overwritten (deviation " + num(wx.dev) + "; tolerance " + num(tol) + ")";
+      if (!(wp.dev <= tol))
+        throw CheckFailed(text + "; at " + wp.where() + ": " + value_text(wp.got) + " after two, 2 x first = " +
+                          value_text(wp.want) + " (parameter gradients must be added to, +=)");
+      if (!(wx.dev <= tol))
+        throw CheckFailed(text + "; at " + wx.where() + ": " + value_text(wx.got) + " after two, first " +
+                          value_text(wx.want) + " (dx must be overwritten, =)");
       return text;
     });
   }
 
-  // float32: the same parameters and input, rounded.
-  Tensors<float> params32 = convert<float>(params), x32 = convert<float>(x);
-  report.run("forward float32", [&] {
-    Tensors<float> y32 = one<float>(xshape, std::numeric_limits<float>::quiet_NaN());
-    layer->forward(&infer, params32.get(), x32[0], y32[0]);
-    require_finite(y32.data[0], "y");
-    double worst = 0;
-    for (size_t k = 0; k < y32.data[0].size(); ++k)
-      worst = std::max(worst, std::abs(double(y32.data[0][k]) - y_infer.data[0][k]) / scale);
-    std::string text = "all finite, max deviation from float64 " + num(worst) + " relative to max |y| (tolerance " +
-                       num(kFloat32Tol) + ")";
-    if (!(worst <= kFloat32Tol)) throw CheckFailed(text);
-    return text;
-  });
-  report.run("backward float32", [&] {
-    Tensors<float> y32 = one<float>(xshape, 0), dx32 = one<float>(xshape, std::numeric_limits<float>::quiet_NaN());
-    Tensors<float> dp32(shapes, 0.0f), probe32 = convert<float>(probe);
-    layer->forward(&train, params32.get(), x32[0], y32[0]);
-    layer->backward(&train, params32.get(), probe32[0], dx32[0], dp32.get());
-    require_finite(dx32.data[0], "dx");
-    for (size_t i = 0; i < specs.size(); ++i) require_finite(dp32.data[i], "d" + specs[i].name);
-    return std::string("all finite");
-  });
-  return report.finish();
+  // The recurrent mode (state_create, then step token by token) against
+  // forward (inference) on its own input of L_rec tokens. state_create is
+  // called through the raw table: SSM_ERR_UNSUPPORTED means "no recurrent
+  // mode", which is allowed, and only the status code tells it from an error.
+  template <class T>
+  void recurrent(const Tensors<T>& p, double tol) {
+    const std::string name = std::string("recurrent ") + dtype_label<T>();
+    const ssm_layer_iface& f = layer_->f();
+    if (!f.state_create || !f.step) {
+      report_.skip(name, "no recurrent mode (state_create or step is NULL)");
+      return;
+    }
+    StateGuard state{*layer_};
+    const RawStatus created =
+        take_status(reg_.host(), f.state_create(layer_->instance(), &infer_, p.get(), B_, &state.state));
+    if (created.code == SSM_ERR_UNSUPPORTED) {
+      report_.skip(name, "no recurrent mode (the plugin says: " + created.message + ")");
+      return;
+    }
+    report_.run(name, [&] {
+      if (created.code != SSM_OK) throw Error("layer '" + layer_->plugin().id + "' state_create: " + created.message);
+      const std::vector<int64_t> shape = {B_, L_rec_, H_};
+      Tensors<T> x = convert<T>(*x_rec_), y = one<T>(shape, T(NAN));
+      layer_->forward(&infer_, p.get(), x[0], y[0]);
+      try {
+        require_finite(y.data[0], "y", shape);
+      } catch (const CheckFailed& e) {
+        throw CheckFailed(std::string("forward, the reference: ") + e.what());
+      }
+      const double m = max_abs(y.data[0]), scale = m > 0 ? m : 1.0;
+      Tensors<T> x_t = one<T>({B_, H_}, T(0)), y_t = one<T>({B_, H_}, T(NAN));
+      double worst = 0;
+      std::string first_bad;
+      for (int64_t t = 0; t < L_rec_; ++t) {
+        for (int64_t b = 0; b < B_; ++b)
+          for (int64_t h = 0; h < H_; ++h) x_t.data[0][b * H_ + h] = x.data[0][(b * L_rec_ + t) * H_ + h];
+        y_t.fill(T(NAN));
+        layer_->step(&infer_, p.get(), state.state, x_t[0], y_t[0]);
+        for (int64_t b = 0; b < B_; ++b)
+          for (int64_t h = 0; h < H_; ++h) {
+            const double got = static_cast<double>(y_t.data[0][b * H_ + h]);
+            const double want = static_cast<double>(y.data[0][(b * L_rec_ + t) * H_ + h]);
+            const double d = deviation(got, want, scale);
+            worst = std::max(worst, d);
+            if (first_bad.empty() && !(d <= tol))
+              first_bad = "token t = " + std::to_string(t) + ", batch b = " + std::to_string(b) + ", channel h = " +
+                          std::to_string(h) + ": step " + value_text(got) + ", forward " + value_text(want) +
+                          " (deviation " + num(d) + ")";
+          }
+      }
+      std::string text = std::to_string(L_rec_) + " steps of a " + shape_text(shape) +
+                         " input against forward: max deviation " + num(worst) + " relative to max |y| = " +
+                         num(scale) + " (tolerance " + num(tol) + ")";
+      if (!first_bad.empty()) throw CheckFailed("first above the tolerance at " + first_bad + "; " + text);
+      return text;
+    });
+  }
+
+  // forward (inference and training) and backward on (1, L_long, H): no NaN
+  // or Inf anywhere (long kernels, long scans, FFT sizes overflowing).
+  template <class T>
+  void long_sequence(const Tensors<T>& p) {
+    const std::string name = std::string("long sequence ") + dtype_label<T>();
+    if (s_.long_len <= 0) {
+      report_.skip(name, "--long-len 0");
+      return;
+    }
+    report_.run(name, [&] {
+      const std::vector<int64_t> shape = {1, s_.long_len, H_};
+      auto finite = [&](const char* stage, const auto& v, const std::string& what, const std::vector<int64_t>& s) {
+        try {
+          require_finite(v, what, s);
+        } catch (const CheckFailed& e) {
+          throw CheckFailed(std::string(stage) + ": " + e.what());
+        }
+      };
+      Tensors<T> x = convert<T>(*x_long_), probe = convert<T>(*probe_long_), y = one<T>(shape, T(NAN));
+      layer_->forward(&infer_, p.get(), x[0], y[0]);
+      finite("forward (inference)", y.data[0], "y", shape);
+      y.fill(T(NAN));
+      layer_->forward(&train_, p.get(), x[0], y[0]);
+      finite("forward (training)", y.data[0], "y", shape);
+      Tensors<T> dx = one<T>(shape, T(NAN)), dp(shapes_, T(0));
+      layer_->backward(&train_, p.get(), probe[0], dx[0], dp.get());
+      finite("backward", dx.data[0], "dx", shape);
+      for (size_t i = 0; i < specs_.size(); ++i) finite("backward", dp.data[i], param_grad_name(i), specs_[i].shape);
+      return "x " + shape_text(shape) + ": forward (inference and training) and backward all finite, max |y| = " +
+             num(max_abs(y.data[0]));
+    });
+  }
+
+  // The parameters copied out into a second instance made with the same
+  // options give the same output, bit for bit: a layer's state lives in its
+  // parameters (what a checkpoint saves), not hidden in the instance.
+  template <class T>
+  void round_trip(const Tensors<T>& p) {
+    report_.run(std::string("param round trip ") + dtype_label<T>(), [&] {
+      const Tensors<T> copy(p);
+      std::unique_ptr<LayerObject> second = reg_.create_layer(name_, config_);
+      Tensors<T> x = convert<T>(*x_);
+      for (const ssm_ctx* ctx : {&infer_, &train_}) {
+        Tensors<T> y1 = one<T>(xshape_, T(NAN)), y2 = one<T>(xshape_, T(NAN));
+        layer_->forward(ctx, p.get(), x[0], y1[0]);
+        second->forward(ctx, copy.get(), x[0], y2[0]);
+        for (size_t k = 0; k < y1.data[0].size(); ++k)
+          if (std::memcmp(&y1.data[0][k], &y2.data[0][k], sizeof(T)) != 0)
+            throw CheckFailed(at("y", k, xshape_) + (ctx->training ? " (training)" : " (inference)") +
+                              ": this instance " + value_text(y1.data[0][k]) +
+                              ", a second instance with the same options and a copy of the parameters " +
+                              value_text(y2.data[0][k]) +
+                              " (a layer's state must live in its parameters, not in the instance)");
+      }
+      return std::string(
+          "a second instance with the same options and a copy of the parameters: the same y bit for bit "
+          "(inference and training)");
+    });
+  }
+
+  Registry& reg_;
+  const std::string name_;
+  KV config_;
+  const LayerSetup s_;
+  Report& report_;
+  const ssm_ctx train_, infer_;
+  std::unique_ptr<LayerObject> layer_;
+  int64_t B_ = 0, L_ = 0, H_ = 0, L_rec_ = 0;
+  std::vector<int64_t> xshape_;
+  std::vector<ParamInfo> specs_;
+  std::vector<std::vector<int64_t>> shapes_;
+  std::unique_ptr<Tensors<double>> x_, probe_, x_rec_, x_long_, probe_long_;
+  std::unique_ptr<Tensors<double>> P64_;  // the float64 parameters (float32-exact), once param_init passed
+};
+
+int validate_layer(Registry& reg, const std::string& name, const KV& config, const LayerSetup& s, Report& report) {
+  return LayerValidator(reg, name, config, s, report).run();
 }
 
 // ---------------------------------------------------------- discretization
@@ -417,7 +738,7 @@ int validate_layer(Registry& reg, const std::string& name, KV config, const Laye
 using c128 = std::complex<double>;
 using c64 = std::complex<float>;
 
-int validate_disc(Registry& reg, const std::string& name, const KV& config, Report& report) {
+int validate_disc(Registry& reg, const std::string& name, const KV& config, uint64_t seed, Report& report) {
   std::unique_ptr<DiscObject> disc;
   if (!report.run("create", [&] {
         disc = reg.create_disc(name, config);
@@ -426,20 +747,20 @@ int validate_disc(Registry& reg, const std::string& name, const KV& config, Repo
                (suffix.empty() ? std::string("; no layer suffix") : "; layer suffix '" + suffix + "'");
       }))
     return report.finish();
-  const ssm_ctx ctx = make_ctx(false, 1, 1, 0);
+  const ssm_ctx ctx = reg.make_ctx(false, 1, seed, 0);
 
   // z = dt*A of stable SSMs (Re z < 0): small, moderate, large and oscillating.
   const std::vector<c128> z = {{-0.5, 0.25}, {-1e-4, 2e-4}, {-1.3, -2.0}, {-0.05, 0.0}, {-3.0, 10.0}, {-0.01, -0.7}};
   const std::vector<int64_t> shape = {static_cast<int64_t>(z.size())};
-  auto eval = [&](const std::vector<c128>& at, std::vector<c128>* a, std::vector<c128>* beta, std::vector<c128>* da,
+  auto eval = [&](const std::vector<c128>& at_z, std::vector<c128>* a, std::vector<c128>* beta, std::vector<c128>* da,
                   std::vector<c128>* dbeta) {
-    std::vector<c128> zin = at;
+    std::vector<c128> zin = at_z;
     ssm::View zv(zin.data(), shape);
     std::vector<ssm::View> out;
     out.reserve(4);
     auto view = [&](std::vector<c128>* v) -> DLTensor* {
       if (!v) return nullptr;
-      v->assign(at.size(), c128(kNaN, kNaN));
+      v->assign(at_z.size(), c128(kNaN, kNaN));
       out.emplace_back(v->data(), shape);
       return out.back().get();
     };
@@ -454,75 +775,116 @@ int validate_disc(Registry& reg, const std::string& name, const KV& config, Repo
       if (!std::isfinite(v[i].real()) || !std::isfinite(v[i].imag()))
         throw CheckFailed(what + " at z[" + std::to_string(i) + "] is not finite (not written?)");
   };
+  auto z_text = [&](size_t i) { return "(" + num(z[i].real()) + ", " + num(z[i].imag()) + ")"; };
 
   std::vector<c128> a, beta, da, dbeta;
-  bool ok = report.run("eval complex128", [&] {
-    eval(z, &a, &beta, &da, &dbeta);
-    finite(a, "a"), finite(beta, "beta"), finite(da, "a'"), finite(dbeta, "beta'");
-    std::ostringstream o;
-    o << z.size() << " values, all finite; e.g. z = (" << z[0].real() << ", " << z[0].imag() << "): a = (" << num(a[0].real())
-      << ", " << num(a[0].imag()) << "), beta = (" << num(beta[0].real()) << ", " << num(beta[0].imag()) << ")";
-    return o.str();
-  });
-  if (!ok) return report.finish();
+  bool have128 = false;
+  auto run_complex128 = [&] {
+    have128 = report.run("eval complex128", [&] {
+      eval(z, &a, &beta, &da, &dbeta);
+      finite(a, "a"), finite(beta, "beta"), finite(da, "a'"), finite(dbeta, "beta'");
+      std::ostringstream o;
+      o << z.size() << " values, all finite; e.g. z = " << z_text(0) << ": a = (" << num(a[0].real()) << ", "
+        << num(a[0].imag()) << "), beta = (" << num(beta[0].real()) << ", " << num(beta[0].imag()) << ")";
+      return o.str();
+    });
+    if (!have128) return;
 
-  report.run("eval with NULL outputs", [&] {
-    std::vector<c128> a_only, beta_only;
-    eval(z, &a_only, nullptr, nullptr, nullptr);
-    eval(z, nullptr, &beta_only, nullptr, nullptr);
-    for (size_t i = 0; i < z.size(); ++i)
-      if (a_only[i] != a[i] || beta_only[i] != beta[i])
-        throw CheckFailed("asking for a (or beta) alone gives other values than asking for all four, at z[" +
-                          std::to_string(i) + "]");
-    return std::string("a alone and beta alone equal the full call");
-  });
+    report.run("eval with NULL outputs", [&] {
+      std::vector<c128> a_only, beta_only;
+      eval(z, &a_only, nullptr, nullptr, nullptr);
+      eval(z, nullptr, &beta_only, nullptr, nullptr);
+      for (size_t i = 0; i < z.size(); ++i)
+        if (a_only[i] != a[i] || beta_only[i] != beta[i])
+          throw CheckFailed("asking for a (or beta) alone gives other values than asking for all four, at z[" +
+                            std::to_string(i) + "]");
+      return std::string("a alone and beta alone equal the full call");
+    });
 
-  // The derivatives are complex derivatives of holomorphic maps, so a step
-  // along the real axis measures them.
-  auto derivative_check = [&](bool of_a) {
-    std::vector<c128> up(z), down(z), h(z.size());
-    for (size_t i = 0; i < z.size(); ++i) {
-      h[i] = 1e-6 * std::max(1.0, std::abs(z[i]));
-      up[i] += h[i], down[i] -= h[i];
-    }
-    std::vector<c128> f_up, f_down;
-    if (of_a) {
-      eval(up, &f_up, nullptr, nullptr, nullptr), eval(down, &f_down, nullptr, nullptr, nullptr);
-    } else {
-      eval(up, nullptr, &f_up, nullptr, nullptr), eval(down, nullptr, &f_down, nullptr, nullptr);
-    }
-    const std::vector<c128>& analytic = of_a ? da : dbeta;
-    double worst = 0;
-    size_t worst_i = 0;
-    for (size_t i = 0; i < z.size(); ++i) {
-      const c128 fd = (f_up[i] - f_down[i]) / (2.0 * h[i]);
-      const double err = std::abs(fd - analytic[i]) / std::max({std::abs(fd), std::abs(analytic[i]), kGradFloor});
-      if (!(err <= worst)) worst = err, worst_i = i;
-    }
-    std::string text = "worst relative error " + num(worst) + " over " + std::to_string(z.size()) + " values (at z[" +
-                       std::to_string(worst_i) + "]; tolerance " + num(kGradTol) + ")";
-    if (!(worst <= kGradTol)) throw CheckFailed(text);
-    return text;
+    // The derivatives are complex derivatives of holomorphic maps: with the
+    // loss Re sum_k conj(p_k) f(z_k) for a random probe p, d loss / d Re z_k =
+    // Re(conj(p_k) f'(z_k)) and d loss / d Im z_k = Re(conj(p_k) i f'(z_k)),
+    // which the shared gradient checker compares with central differences.
+    std::mt19937_64 gen(seed);
+    std::normal_distribution<double> normal;
+    std::vector<c128> probe(z.size());
+    for (c128& p : probe) p = {normal(gen), normal(gen)};
+    auto derivative_check = [&](bool of_a) {
+      const size_t n = z.size();
+      const std::vector<c128>& deriv = of_a ? da : dbeta;
+      std::vector<double> w(2 * n), analytic(2 * n);
+      for (size_t k = 0; k < n; ++k) {
+        w[k] = z[k].real(), w[n + k] = z[k].imag();
+        analytic[k] = (std::conj(probe[k]) * deriv[k]).real();
+        analytic[n + k] = (std::conj(probe[k]) * c128(0, 1) * deriv[k]).real();
+      }
+      auto loss = [&] {
+        std::vector<c128> zz(n), f;
+        for (size_t k = 0; k < n; ++k) zz[k] = {w[k], w[n + k]};
+        if (of_a) eval(zz, &f, nullptr, nullptr, nullptr);
+        else eval(zz, nullptr, &f, nullptr, nullptr);
+        double s = 0;
+        for (size_t k = 0; k < n; ++k) s += (std::conj(probe[k]) * f[k]).real();
+        return s;
+      };
+      gc::Options opt;
+      opt.floor = kGradFloor;
+      const gc::Result r = gc::check(w, analytic, loss, opt);
+      const size_t k = r.index % n;
+      std::string text = "worst relative error " + num(r.error) + " over " + std::to_string(r.checked) +
+                         " coordinates (Re and Im of " + std::to_string(n) + " values; at " +
+                         (r.index < n ? "Re" : "Im") + " z[" + std::to_string(k) + "], z = " + z_text(k) +
+                         ": finite difference " + num_full(r.fd) + ", derivative " + num_full(r.analytic) +
+                         "; tolerance " + num(kGradTol) + ")";
+      if (!r.passed(kGradTol)) throw CheckFailed(text);
+      return text;
+    };
+    report.run("derivative a'", [&] { return derivative_check(true); });
+    report.run("derivative beta'", [&] { return derivative_check(false); });
   };
-  report.run("derivative a'", [&] { return derivative_check(true); });
-  report.run("derivative beta'", [&] { return derivative_check(false); });
 
-  report.run("eval complex64", [&] {
-    std::vector<c64> z32(z.begin(), z.end()), a32(z.size(), c64(NAN, NAN)), b32(z.size(), c64(NAN, NAN));
-    ssm::View zv(z32.data(), shape), av(a32.data(), shape), bv(b32.data(), shape);
-    disc->eval(&ctx, zv.get(), av.get(), bv.get(), nullptr, nullptr);
-    double worst = 0;
-    for (size_t i = 0; i < z.size(); ++i) {
-      if (!std::isfinite(a32[i].real()) || !std::isfinite(a32[i].imag()) || !std::isfinite(b32[i].real()) ||
-          !std::isfinite(b32[i].imag()))
-        throw CheckFailed("a or beta at z[" + std::to_string(i) + "] is not finite");
-      worst = std::max(worst, std::abs(c128(a32[i]) - a[i]) / std::max(1.0, std::abs(a[i])));
-      worst = std::max(worst, std::abs(c128(b32[i]) - beta[i]) / std::max(1.0, std::abs(beta[i])));
+  auto run_complex64 = [&] {
+    report.run("eval complex64", [&] {
+      std::vector<c64> z32(z.begin(), z.end()), a32(z.size(), c64(NAN, NAN)), b32(z.size(), c64(NAN, NAN));
+      ssm::View zv(z32.data(), shape), av(a32.data(), shape), bv(b32.data(), shape);
+      disc->eval(&ctx, zv.get(), av.get(), bv.get(), nullptr, nullptr);
+      for (size_t i = 0; i < z.size(); ++i)
+        if (!std::isfinite(a32[i].real()) || !std::isfinite(a32[i].imag()) || !std::isfinite(b32[i].real()) ||
+            !std::isfinite(b32[i].imag()))
+          throw CheckFailed("a or beta at z[" + std::to_string(i) + "] is not finite");
+      if (!have128) return std::string("all finite (complex128 is not served: no comparison)");
+      // z rounded to complex64 is what both see: compare with complex128 at it.
+      std::vector<c128> z_rounded(z32.begin(), z32.end()), a_ref, beta_ref;
+      eval(z_rounded, &a_ref, &beta_ref, nullptr, nullptr);
+      double worst = 0;
+      std::string where;
+      for (size_t i = 0; i < z.size(); ++i) {
+        const double da_ = deviation(std::abs(c128(a32[i]) - a_ref[i]), 0, std::max(1.0, std::abs(a_ref[i])));
+        const double db_ = deviation(std::abs(c128(b32[i]) - beta_ref[i]), 0, std::max(1.0, std::abs(beta_ref[i])));
+        if (da_ > worst) worst = da_, where = "a at z[" + std::to_string(i) + "]";
+        if (db_ > worst) worst = db_, where = "beta at z[" + std::to_string(i) + "]";
+      }
+      std::string text = "max deviation from complex128 " + num(worst) + (where.empty() ? "" : " (" + where + ")") +
+                         " relative to max(1, |value|) (tolerance " + num(kComplex64Tol) + ")";
+      if (!(worst <= kComplex64Tol)) throw CheckFailed(text);
+      return text;
+    });
+  };
+
+  const DLDataType k64 = ssm::dtype_of<c64>::value, k128 = ssm::dtype_of<c128>::value;
+  const Target targets[] = {{kCpu, k128}, {kCpu, k64}, {kCuda, k64}, {kCuda, k128}};
+  for (const Target& t : targets) {
+    if (!disc->supports(t.device, t.dtype)) {
+      report.skip(target_name(t), "not served by the plugin (its supports() says no)");
+      continue;
     }
-    std::string text = "max deviation from complex128 " + num(worst) + " (tolerance " + num(kFloat32Tol) + ")";
-    if (!(worst <= kFloat32Tol)) throw CheckFailed(text);
-    return text;
-  });
+    if (t.device.device_type != kDLCPU) {
+      report.skip(target_name(t), kNoCudaHere);
+      continue;
+    }
+    if (t.dtype.bits == 128) run_complex128();
+    else run_complex64();
+  }
   return report.finish();
 }
 
@@ -732,7 +1094,14 @@ po::options_description validate_options() {
       "KEY=VALUE: an option handed to the plugin (e.g. --set d_model=16); repeatable")(
       "seed", po::value<uint64_t>()->default_value(1), "seed of the random inputs and of param_init")(
       "batch-size", po::value<int64_t>()->default_value(2), "layers: B of the test input")(
-      "seq-len", po::value<int64_t>()->default_value(16), "layers: L of the test input");
+      "seq-len", po::value<int64_t>()->default_value(16), "layers: L of the test input")(
+      "coords", po::value<std::string>()->default_value("auto"),
+      "layers: coordinates of each tensor the gradient check perturbs: all, N (N of them, one at random in each "
+      "of N equal parts), or auto (all up to 4096 elements, else 512)")(
+      "recurrent-len", po::value<int64_t>()->default_value(0),
+      "layers: tokens of the recurrent check's input; 0: max(--seq-len, 256)")(
+      "long-len", po::value<int64_t>()->default_value(kLongLen),
+      "layers: L of the long-sequence check (B = 1); 0: skip it");
   return d;
 }
 
@@ -743,17 +1112,53 @@ std::string validate_help() {
   o << "Check that a plugin really works before you train with it: create it through the\n"
        "registry, call every slot the host will call, and compare the numbers. One line per\n"
        "check (PASS, FAIL or SKIP, with its numbers); exit status 1 when any check fails.\n"
+       "A failure names where it goes wrong: the tensor and coordinate (x[1, 5, 37],\n"
+       "dtaps[37, 2]), or the token, batch and channel.\n"
+       "\n"
+       "Every check runs on every (device, dtype) pair the plugin serves (its supports();\n"
+       "without one: CPU float32 and float64 for layers, complex64 and complex128 for\n"
+       "discretizations, CUDA float32/complex64 when it has CUDA slots), in the order cpu\n"
+       "float64, cpu float32, cuda float32, cuda float64; a pair not served is one SKIP\n"
+       "line. CUDA pairs are SKIPped: validate has no CUDA execution in this build yet.\n"
        "\n"
        "What is checked, by kind:\n"
-       "  layer    parameters described; param_init (float64) gives finite values; forward on a\n"
-       "           random (B, L, H) float64 input (2, 16, d_model = 8 by default) writes a finite y;\n"
-       "           backward against central finite differences at random coordinates of x and\n"
-       "           of every parameter (worst relative error, fails above " << num(kGradTol) << ");\n"
-       "           a second backward adds to the parameter gradients (+=) and overwrites dx;\n"
-       "           the recurrent mode (state_create, step) token by token equals forward\n"
-       "           (SKIP when the layer has none); float32 forward and backward run.\n"
+       "  layer    parameters described. Per dtype: param_init gives finite values; forward on\n"
+       "           a random (B, L, H) input (2, 16, d_model = 8 by default) writes a finite y;\n"
+       "           backward writes finite dx and parameter gradients.\n"
+       "           gradient X (float64): backward against central finite differences, h =\n"
+       "             1e-6 max(1, |w|), error |fd - backward| / max(|fd|, |backward|, "
+    << num(kGradFloor)
+    << "),\n"
+       "             fails above "
+    << num(kGradTol)
+    << "; every coordinate of a tensor up to 4096 elements, else 512\n"
+       "             spread over it (--coords).\n"
+       "           forward / backward float32: against float64 on the same inputs (float64\n"
+       "             values rounded to float32), relative to the float64 tensor's max |value|:\n"
+       "             y (inference and training) within "
+    << num(kForward32Tol) << ", dx and every parameter gradient within " << num(kBackward32Tol)
+    << ".\n"
+       "           backward accumulates: a second backward adds to the parameter gradients (+=)\n"
+       "             and overwrites dx.\n"
+       "           recurrent: state_create, then step token by token on its own input of\n"
+       "             max(L, 256) tokens (--recurrent-len) equals forward within "
+    << num(kStep64Tol) << " (float64),\n"
+       "             "
+    << num(kStep32Tol)
+    << " (float32) relative to max |y|; a failure names the first token t, batch b\n"
+       "             and channel h above it, with both values. SKIP when the layer has none.\n"
+       "           long sequence: forward (inference and training) and backward at B = 1,\n"
+       "             L = "
+    << kLongLen
+    << " (--long-len) are finite; names the first NaN or Inf.\n"
+       "           param round trip: a second instance with the same options, given a copy of\n"
+       "             the parameters, computes the same y bit for bit (no state hidden in the\n"
+       "             instance).\n"
        "  disc     eval on complex128 z = dt*A values (finite a, beta, a', beta'); any output may\n"
-       "           be NULL; a' and beta' against finite differences; complex64 agrees.\n"
+       "           be NULL; a' and beta' against finite differences in Re z and Im z (the same\n"
+       "           checker); complex64 agrees with complex128 within "
+    << num(kComplex64Tol)
+    << ".\n"
        "  task     info() is consistent and printed; run defaults; one train and one eval batch\n"
        "           with the trainer's shapes, values in range, the same on a second call.\n"
        "  dataset  info() printed; example 0 of train (and test) read, labels in range; an\n"
@@ -762,6 +1167,7 @@ std::string validate_help() {
        "Examples:\n"
        "  ssmhost validate zoh\n"
        "  ssmhost validate s4dz --set d_model=16 --set d_state=8\n"
+       "  ssmhost validate s4dz --set d_model=64 --coords all\n"
        "  ssmhost validate example_moving_average --plugin-path ./build --set window=3\n"
        "  ssmhost validate idx --set dataset_dir=/usr/share/datasets/fashion-mnist\n"
        "\n"
@@ -783,7 +1189,25 @@ int run_validate(const std::vector<std::string>& args) {
   setup.seed = vm["seed"].as<uint64_t>();
   setup.batch = vm["batch-size"].as<int64_t>();
   setup.len = vm["seq-len"].as<int64_t>();
+  setup.recurrent_len = vm["recurrent-len"].as<int64_t>();
+  setup.long_len = vm["long-len"].as<int64_t>();
   if (setup.batch < 1 || setup.len < 1) throw UsageError("--batch-size and --seq-len must be >= 1");
+  if (setup.recurrent_len < 0 || setup.long_len < 0) throw UsageError("--recurrent-len and --long-len must be >= 0");
+  const std::string coords = vm["coords"].as<std::string>();
+  if (coords == "all") {
+    setup.coords_all = true;
+  } else if (coords != "auto") {
+    size_t used = 0;
+    long long n = 0;
+    try {
+      n = std::stoll(coords, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != coords.size() || n < 1)
+      throw UsageError("--coords must be all, auto or a positive number, got '" + coords + "'");
+    setup.coords_n = static_cast<size_t>(n);
+  }
 
   Registry reg;
   load_registry(reg, vm);
@@ -810,7 +1234,7 @@ int run_validate(const std::vector<std::string>& args) {
   Report report;
   switch (p->kind) {
     case SSM_KIND_LAYER: return validate_layer(reg, id, config, setup, report);
-    case SSM_KIND_DISC: return validate_disc(reg, id, config, report);
+    case SSM_KIND_DISC: return validate_disc(reg, id, config, setup.seed, report);
     case SSM_KIND_TASK: return validate_task(reg, id, config, setup.seed, report);
     case SSM_KIND_DATASET: return validate_dataset(reg, id, config, report);
   }

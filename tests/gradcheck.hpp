@@ -1,5 +1,6 @@
-// The one gradient checker every backward test uses (the Caffe habit):
-// central finite differences in float64 against a hand-written gradient.
+// The gradient check every backward test uses (the Caffe habit): central
+// finite differences in float64 against a hand-written gradient. A thin
+// Catch2 wrapper over ssm/gradcheck.hpp, the checker `ssmhost validate` uses.
 //
 //   std::vector<double> w = ...;                  // the inputs being checked
 //   auto loss = [&] { forward(...); return sum(y * probe); };
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <ssm/gradcheck.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -30,36 +32,23 @@ inline std::vector<double> random_vector(size_t n, uint32_t seed, double scale =
   return v;
 }
 
-// Checks analytic[i] against (loss(w+h e_i) - loss(w-h e_i)) / 2h for every i
-// (or `max_checks` evenly spread indices). The error is relative to the
-// larger of |fd| and `abs_floor`, so tiny gradients are compared absolutely.
+// Checks analytic[i] against central finite differences of `loss` for every
+// i (or `max_checks` evenly spread indices) with the SDK's checker
+// (ssm/gradcheck.hpp): step h * max(1, |w[i]|), error relative to the largest
+// of |fd|, |analytic| and `abs_floor`, so tiny gradients are compared
+// absolutely.
 inline void check_gradient(const std::string& what, std::vector<double>& w, const std::vector<double>& analytic,
                            const std::function<double()>& loss, double tol = 1e-6, double h = 1e-6,
                            size_t max_checks = 200, double abs_floor = 1e-3) {
   REQUIRE(w.size() == analytic.size());
-  size_t n = w.size();
-  size_t stride = n > max_checks ? (n + max_checks - 1) / max_checks : 1;
-  double worst = 0;
-  size_t worst_i = 0;
-  double worst_fd = 0;
-  for (size_t i = 0; i < n; i += stride) {
-    double saved = w[i];
-    w[i] = saved + h;
-    double lp = loss();
-    w[i] = saved - h;
-    double lm = loss();
-    w[i] = saved;
-    double fd = (lp - lm) / (2 * h);
-    double err = std::abs(fd - analytic[i]) / std::max(std::abs(fd), abs_floor);
-    if (err > worst) {
-      worst = err;
-      worst_i = i;
-      worst_fd = fd;
-    }
-  }
-  INFO(what << ": worst relative error " << worst << " at index " << worst_i << " (finite difference " << worst_fd
-            << ", analytic " << analytic[worst_i] << ")");
-  CHECK(worst <= tol);
+  ssm::gradcheck::Options opt;
+  opt.step = h;
+  opt.floor = abs_floor;
+  opt.coords = ssm::gradcheck::Coords::spread(max_checks);
+  const ssm::gradcheck::Result r = ssm::gradcheck::check(w, analytic, loss, opt);
+  INFO(what << ": worst relative error " << r.error << " at index " << r.index << " of " << r.size << " ("
+            << r.checked << " checked; finite difference " << r.fd << ", analytic " << r.analytic << ")");
+  CHECK(r.passed(tol));
 }
 
 // Sum of y[i] * probe[i]: a scalar loss whose gradient wrt y is `probe`.

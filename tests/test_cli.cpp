@@ -141,12 +141,12 @@ TEST_CASE("help for an unknown subcommand is a usage error", "[cli]") {
   CHECK_THAT(r.err, Contains("frobnicate"));
 }
 
-TEST_CASE("list --format tsv: the header, then one 6-column row per plugin", "[cli]") {
+TEST_CASE("list --format tsv: the header, then one 7-column row per plugin", "[cli]") {
   SECTION("with only the default search path") {
     Run r = ssmhost("list --format tsv");
     INFO(r.err);
     REQUIRE(r.status == 0);
-    CHECK(split(r.out, '\n').at(0) == "id\tkind\tversion\tabi\tpath\tdescription");
+    CHECK(split(r.out, '\n').at(0) == "id\tkind\tversion\tabi\tpath\tdescription\tstatus");
   }
   SECTION("with the good plugin's folder added") {
     Run r = ssmhost("list --format tsv --plugin-path '" + case_dir("good_layer") + "'");
@@ -154,16 +154,17 @@ TEST_CASE("list --format tsv: the header, then one 6-column row per plugin", "[c
     REQUIRE(r.status == 0);
     std::vector<std::string> lines = split(r.out, '\n');
     REQUIRE_FALSE(lines.empty());
-    CHECK(lines[0] == "id\tkind\tversion\tabi\tpath\tdescription");
+    CHECK(lines[0] == "id\tkind\tversion\tabi\tpath\tdescription\tstatus");
     std::vector<std::string> good;
     for (const std::string& line : lines)
       if (line.rfind("test_good\t", 0) == 0) good = split(line, '\t');
-    REQUIRE(good.size() == 6);
+    REQUIRE(good.size() == 7);
     CHECK(good[1] == "layer");
     CHECK(good[2] == "0.1.0");
     CHECK(good[3] == std::to_string(SSM_ABI_MAJOR) + "." + std::to_string(SSM_ABI_MINOR));
     CHECK(good[4] == std::filesystem::canonical(case_dir("good_layer") + "/test_good.so").string());
     CHECK(good[5] == "test-only layer: y = gain * x");
+    CHECK(good[6] == "ok");
   }
   SECTION("--kind filters the rows") {
     Run r = ssmhost("list --format tsv --kind disc --plugin-path '" + case_dir("good_layer") + "'");

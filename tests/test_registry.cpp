@@ -120,18 +120,101 @@ TEST_CASE("a plugin for another ABI major names both versions", "[registry]") {
   require_good_layer_usable(*reg);
 }
 
-TEST_CASE("two libraries with one id: the first wins and the issue names both", "[registry]") {
+// The one shadowing whose loser is `path`; fails the test if there is none.
+const ssmhost::Shadowing& shadowing_of(const Registry& reg, const std::string& path) {
+  const ssmhost::Shadowing* found = nullptr;
+  for (const ssmhost::Shadowing& s : reg.shadowings())
+    if (s.loser == path) found = &s;
+  REQUIRE(found != nullptr);
+  return *found;
+}
+
+TEST_CASE("two libraries with one id: the first wins, the message names both and the winner", "[registry]") {
   auto reg = load_with_good("duplicate");
   std::string first = canonical_file("duplicate", "dup_a.so");
   std::string second = canonical_file("duplicate", "dup_b.so");
-  std::string msg = issue_about(*reg, second);
-  CHECK_THAT(msg, Contains(first));
-  CHECK_THAT(msg, Contains("test_dup"));
+  const ssmhost::Shadowing& s = shadowing_of(*reg, second);
+  CHECK(s.winner == first);
+  CHECK_THAT(s.message, Contains(first) && Contains(second) && Contains("test_dup") && Contains("is used"));
   const ssmhost::PluginInfo* dup = reg->find(SSM_KIND_LAYER, "test_dup");
   REQUIRE(dup != nullptr);
   CHECK(dup->path == first);
+  REQUIRE(reg->shadowed().size() == 1);  // still known, for `ssmhost list`
+  CHECK(reg->shadowed()[0]->path == second);
+  CHECK(reg->shadowed()[0]->shadowed_by == first);
   CHECK(reg->create_layer("test_dup", {}) != nullptr);
   require_good_layer_usable(*reg);
+}
+
+// The build's real plugins after the test-only ones of `cases` (searched first,
+// as --plugin-path is).
+std::unique_ptr<Registry> load_before_builtins(std::initializer_list<const char*> cases) {
+  auto reg = std::make_unique<Registry>();
+  for (const char* c : cases) reg->add_path(case_dir(c));
+  reg->add_path(SSM_TEST_PLUGIN_DIR);
+  reg->load();
+  return reg;
+}
+
+TEST_CASE("a user plugin with a built-in's id shadows it, loudly", "[registry]") {
+  auto reg = load_before_builtins({"shadow_zoh"});
+  const std::string user = canonical_file("shadow_zoh", "zoh.so");
+  const ssmhost::PluginInfo* zoh = reg->find(SSM_KIND_DISC, "zoh");
+  REQUIRE(zoh != nullptr);
+  CHECK(zoh->path == user);  // found first: it wins
+  REQUIRE(reg->shadowed().size() == 1);
+  const std::string builtin = reg->shadowed()[0]->path;
+  CHECK_THAT(builtin, Contains(SSM_TEST_PLUGIN_DIR));
+  const ssmhost::Shadowing& s = shadowing_of(*reg, builtin);
+  CHECK(s.winner == user);
+  CHECK_THAT(s.message, Contains(user) && Contains(builtin) && Contains("is used") && Contains("ignored"));
+  // The hash tells the two apart in a run log.
+  CHECK(zoh->sha256.size() == 64);
+  CHECK(zoh->sha256 != reg->shadowed()[0]->sha256);
+}
+
+TEST_CASE("two discretizations with one suffix: the first keeps it, the other is usable by name", "[registry]") {
+  auto reg = load_before_builtins({"suffix_clash"});
+  const std::string user = canonical_file("suffix_clash", "clash_z.so");
+  auto [layer, disc] = reg->resolve_layer("s4dz");
+  CHECK(layer->id == "s4d");
+  CHECK(disc == "test_clash_z");  // searched first
+  const ssmhost::PluginInfo* zoh = reg->find(SSM_KIND_DISC, "zoh");
+  REQUIRE(zoh != nullptr);
+  CHECK(zoh->suffix_shadowed_by == user);
+  const ssmhost::Shadowing& s = shadowing_of(*reg, zoh->path);
+  CHECK_THAT(s.message, Contains("suffix 'z'") && Contains(user) && Contains(zoh->path) && Contains("--disc zoh"));
+  CHECK(reg->create_disc("zoh", {}) != nullptr);
+}
+
+TEST_CASE("a suffix must be one lowercase letter", "[registry]") {
+  auto reg = load_with_good("bad_suffix");
+  std::string msg = issue_about(*reg, canonical_file("bad_suffix", "bad_suffix.so"));
+  CHECK_THAT(msg, Contains("'zz'") && Contains("one lowercase letter"));
+  CHECK(reg->find(SSM_KIND_DISC, "test_bad_suffix") == nullptr);
+  require_good_layer_usable(*reg);
+}
+
+TEST_CASE("a layer that takes no discretization refuses a suffix, naming the layers that do", "[registry]") {
+  auto reg = load_before_builtins({"good_layer"});
+  CHECK(reg->find(SSM_KIND_LAYER, "s4d")->takes_disc());
+  CHECK_FALSE(reg->find(SSM_KIND_LAYER, "test_good")->takes_disc());
+  CHECK_THROWS_WITH(reg->resolve_layer("test_goodz"),
+                    Contains("'test_good' takes no discretization") && Contains("layers that take one: ") &&
+                        Contains("s4d"));
+}
+
+TEST_CASE("plugins record their file's SHA-256 and what was created from them", "[registry]") {
+  auto reg = load_before_builtins({});
+  const ssmhost::PluginInfo* s4d = reg->find(SSM_KIND_LAYER, "s4d");
+  REQUIRE(s4d != nullptr);
+  CHECK(s4d->sha256.size() == 64);
+  CHECK(reg->used().empty());
+  auto layer = reg->create_layer("s4db", {{"d_model", "4"}, {"d_state", "4"}});
+  // s4d made its discretization through the host: both are recorded.
+  REQUIRE(reg->used().size() == 2);
+  CHECK(reg->used()[0]->id == "s4d");
+  CHECK(reg->used()[1]->id == "bilinear");
 }
 
 TEST_CASE("a library with an unresolved symbol is reported with dlopen's reason", "[registry]") {
@@ -189,11 +272,12 @@ TEST_CASE("every error case at once: one issue per bad file, the rest usable", "
   CHECK_THAT(issue_about(reg, canonical_file("not_elf", "not_a_plugin.so")), Contains("not a shared library"));
   CHECK_THAT(issue_about(reg, canonical_file("no_entry", "no_entry.so")), Contains("ssm_plugin_entry"));
   CHECK_THAT(issue_about(reg, canonical_file("abi_major", "abi_major.so")), Contains("ABI"));
-  CHECK_THAT(issue_about(reg, canonical_file("duplicate", "dup_b.so")), Contains("dup_a.so"));
+  CHECK_THAT(shadowing_of(reg, canonical_file("duplicate", "dup_b.so")).message, Contains("dup_a.so"));
   CHECK_THAT(issue_about(reg, canonical_file("unresolved", "unresolved.so")), Contains("undefined symbol"));
   CHECK_THAT(issue_about(reg, canonical_file("init_fails", "init_fails.so")), Contains("failing on purpose"));
   INFO("issues:\n" << all_issues(reg));
-  CHECK(reg.issues().size() == 6);
+  CHECK(reg.issues().size() == 5);
+  CHECK(reg.shadowings().size() == 1);
   // test_good, test_dup, test_ctor_throws, test_forward_throws.
   CHECK(reg.plugins().size() == 4);
   require_good_layer_usable(reg);

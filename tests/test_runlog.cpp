@@ -37,7 +37,8 @@ RunLogSetup example_setup() {
                       {"host", "testhost"},           {"device", "cpu"},
                       {"threads", "2"}};
   setup.config = {{"layer", "s4d"}, {"lr", "0.001"}, {"seq-len", "784"}};
-  setup.plugins = {{"s4d", "1.2.0"}, {"zoh", "1.0.0"}};
+  setup.plugins = {{"s4d", "layer", "1.2.0", "1.1", "/lib/s4d.so", std::string(64, 'a')},
+                   {"zoh", "disc", "1.0.0", "1.1", "/lib/zoh.so", std::string(64, 'b')}};
   setup.metric_name = "accuracy";
   setup.eval_extra_metrics = {"bpc"};
   return setup;
@@ -255,6 +256,12 @@ TEST_CASE("run log: RunLogReader reads back what was written", "[runlog]") {
   CHECK(reader.root_attrs().at("host") == "testhost");
   CHECK(reader.config().at("lr") == "0.001");
   CHECK(reader.plugins().at("s4d") == "1.2.0");
+  REQUIRE(reader.plugin_records().size() == 2);
+  CHECK(reader.plugin_records()[0].id == "s4d");
+  CHECK(reader.plugin_records()[0].kind == "layer");
+  CHECK(reader.plugin_records()[0].path == "/lib/s4d.so");
+  CHECK(reader.plugin_records()[0].sha256 == std::string(64, 'a'));
+  CHECK(reader.plugin_records()[1].abi == "1.1");
   CHECK(reader.metric_name() == "accuracy");
 
   CHECK(reader.columns("train") == std::vector<std::string>{"step", "epoch", "loss", "metric", "lr", "grad_norm",

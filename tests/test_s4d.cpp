@@ -106,7 +106,7 @@ double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return err / scale;
 }
 
-// Abar and Bbar of one mode by the closed forms of ssm-math.md §0.
+// Abar and Bbar of one mode by the closed forms of docs/math.md §0.
 std::pair<cd, cd> discretize_by_hand(const std::string& disc, cd A, double dt, cd B) {
   const cd z = dt * A;
   if (disc == "zoh") return {std::exp(z), (std::exp(z) - 1.0) / A * B};

@@ -2,7 +2,7 @@
 """Independent PyTorch implementation of the S4D example model (sequential images),
 used only as a timing/accuracy reference next to the ssmhost C++ engine.
 
-Written from the formulas in /work/shared/reference/ssm-math.md (sections 0-2):
+Written from the formulas in docs/math.md (sections 0-2):
   encoder Linear(1,H) -> n_layers x [post-norm residual S4D block] -> mean pool -> Linear(H,10)
 
 Modes:

@@ -60,6 +60,7 @@ SSM_VALUE(SSM_RNG_UNIFORM, 1);
 SSM_VALUE(SSM_RNG_NORMAL, 2);
 SSM_VALUE(SSM_PARAM_NO_WEIGHT_DECAY, 1u);
 SSM_VALUE(SSM_PARAM_SSM, 2u);
+SSM_VALUE(SSM_PARAM_KEEP_FP32, 4u);  // 1.1
 SSM_VALUE(SSM_SPLIT_TRAIN, 0);
 SSM_VALUE(SSM_SPLIT_TEST, 1);
 SSM_VALUE(SSM_INPUT_TOKENS, 1);
@@ -82,12 +83,13 @@ static_assert(sizeof(ssm_kind) == 4 && sizeof(ssm_status_code) == 4, "enums must
 #if UINTPTR_MAX == UINT64_MAX && LONG_MAX == INT64_MAX  // LP64
 
 
-SSM_SIZE(ssm_option_desc, 40);
+SSM_SIZE(ssm_option_desc, 48);
   SSM_PIN(ssm_option_desc, struct_size, 0);
   SSM_PIN(ssm_option_desc, name, 8);
   SSM_PIN(ssm_option_desc, type, 16);
   SSM_PIN(ssm_option_desc, default_value, 24);
   SSM_PIN(ssm_option_desc, help, 32);
+  SSM_PIN(ssm_option_desc, plugin_kind, 40);  // 1.1
 
 SSM_SIZE(ssm_kv, 16);
   SSM_PIN(ssm_kv, key, 0);
@@ -98,11 +100,13 @@ SSM_SIZE(ssm_config, 16);
   SSM_PIN(ssm_config, count, 4);
   SSM_PIN(ssm_config, items, 8);
 
-SSM_SIZE(ssm_child, 32);
+SSM_SIZE(ssm_child, 48);
   SSM_PIN(ssm_child, struct_size, 0);
   SSM_PIN(ssm_child, handle, 8);
   SSM_PIN(ssm_child, iface, 16);
   SSM_PIN(ssm_child, instance, 24);
+  SSM_PIN(ssm_child, desc, 32);  // 1.1
+  SSM_PIN(ssm_child, library_path, 40);  // 1.1
 
 SSM_SIZE(ssm_host, 112);
   SSM_PIN(ssm_host, struct_size, 0);
@@ -155,7 +159,7 @@ SSM_SIZE(ssm_param_desc, 80);
   SSM_PIN(ssm_param_desc, lr_max, 64);
   SSM_PIN(ssm_param_desc, weight_decay, 72);
 
-SSM_SIZE(ssm_layer_iface, 120);
+SSM_SIZE(ssm_layer_iface, 128);
   SSM_PIN(ssm_layer_iface, struct_size, 0);
   SSM_PIN(ssm_layer_iface, create, 8);
   SSM_PIN(ssm_layer_iface, destroy, 16);
@@ -171,14 +175,17 @@ SSM_SIZE(ssm_layer_iface, 120);
   SSM_PIN(ssm_layer_iface, backward_cuda, 96);
   SSM_PIN(ssm_layer_iface, step_cuda, 104);
   SSM_PIN(ssm_layer_iface, get_extension, 112);
+  SSM_PIN(ssm_layer_iface, supports, 120);  // 1.1
 
-SSM_SIZE(ssm_disc_iface, 48);
+SSM_SIZE(ssm_disc_iface, 64);
   SSM_PIN(ssm_disc_iface, struct_size, 0);
   SSM_PIN(ssm_disc_iface, suffix, 8);
   SSM_PIN(ssm_disc_iface, create, 16);
   SSM_PIN(ssm_disc_iface, destroy, 24);
   SSM_PIN(ssm_disc_iface, eval, 32);
   SSM_PIN(ssm_disc_iface, eval_cuda, 40);
+  SSM_PIN(ssm_disc_iface, get_extension, 48);  // 1.1
+  SSM_PIN(ssm_disc_iface, supports, 56);  // 1.1
 
 SSM_SIZE(ssm_dataset_info, 80);
   SSM_PIN(ssm_dataset_info, struct_size, 0);
@@ -189,12 +196,13 @@ SSM_SIZE(ssm_dataset_info, 80);
   SSM_PIN(ssm_dataset_info, example_dtype, 64);
   SSM_PIN(ssm_dataset_info, n_classes, 72);
 
-SSM_SIZE(ssm_dataset_iface, 40);
+SSM_SIZE(ssm_dataset_iface, 48);
   SSM_PIN(ssm_dataset_iface, struct_size, 0);
   SSM_PIN(ssm_dataset_iface, create, 8);
   SSM_PIN(ssm_dataset_iface, destroy, 16);
   SSM_PIN(ssm_dataset_iface, info, 24);
   SSM_PIN(ssm_dataset_iface, read, 32);
+  SSM_PIN(ssm_dataset_iface, get_extension, 40);  // 1.1
 
 SSM_SIZE(ssm_task_info, 88);
   SSM_PIN(ssm_task_info, struct_size, 0);
@@ -211,13 +219,14 @@ SSM_SIZE(ssm_task_info, 88);
   SSM_PIN(ssm_task_info, n_train, 72);
   SSM_PIN(ssm_task_info, n_eval, 80);
 
-SSM_SIZE(ssm_task_iface, 48);
+SSM_SIZE(ssm_task_iface, 56);
   SSM_PIN(ssm_task_iface, struct_size, 0);
   SSM_PIN(ssm_task_iface, create, 8);
   SSM_PIN(ssm_task_iface, destroy, 16);
   SSM_PIN(ssm_task_iface, info, 24);
   SSM_PIN(ssm_task_iface, run_defaults, 32);
   SSM_PIN(ssm_task_iface, batch, 40);
+  SSM_PIN(ssm_task_iface, get_extension, 48);  // 1.1
 
 SSM_SIZE(DLTensor, 48);
   SSM_PIN(DLTensor, data, 0);

@@ -2,8 +2,16 @@
 #
 # Builds NAME as a MODULE library (libNAME.so -> NAME.so) with hidden
 # visibility and a linker version script that exports only ssm_plugin_entry,
-# links SSM::sdk, and installs it into the plugin directory. CUDA_SOURCES are
+# links SSM::sdk, and installs it into SSM_PLUGIN_INSTALL_DIR. CUDA_SOURCES are
 # compiled only when the CUDA language is enabled in the calling project.
+#
+# SSM_PLUGIN_INSTALL_DIR is relative to the install prefix, so that
+# `cmake --install BUILD --prefix P` installs into P/<dir>. find_package(SSM)
+# sets it to the SDK's own plugin folder (e.g. lib/ssm/plugins) and defaults
+# CMAKE_INSTALL_PREFIX to the SDK's prefix, so a plain `cmake --install BUILD`
+# puts the plugin beside the built-in ones. Set it (-D or set() before the
+# call) to install elsewhere: a relative path still follows --prefix, an
+# absolute one does not; empty or unset: no install rule.
 include_guard(GLOBAL)
 
 function(ssm_add_plugin name)
@@ -35,7 +43,7 @@ function(ssm_add_plugin name)
   if(DEFINED SSM_BUILD_PLUGIN_DIR)   # in-tree: every plugin in one folder
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${SSM_BUILD_PLUGIN_DIR}")
   endif()
-  if(DEFINED SSM_PLUGIN_INSTALL_DIR)
+  if(NOT "${SSM_PLUGIN_INSTALL_DIR}" STREQUAL "")
     install(TARGETS ${name} LIBRARY DESTINATION "${SSM_PLUGIN_INSTALL_DIR}")
   endif()
 endfunction()

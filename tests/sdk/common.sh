@@ -34,15 +34,21 @@ install_sdk() {
   }
 }
 
-# build_example CMAKE SOURCE_DIR PREFIX DEST [cmake options...]: copies
-# sdk/examples/moving_average out of the tree (as a newcomer would), then
-# configures and builds it against the SDK installed in PREFIX. The plugin
-# ends up as DEST/build/example_moving_average.so.
+# build_example CMAKE SOURCE_DIR PREFIX DEST [cmake options...]: copies the
+# example the SDK installed, PREFIX/share/ssm/examples/moving_average, out of
+# the prefix (as a newcomer would), checks it is the source tree's
+# sdk/examples/moving_average, then configures and builds it against the SDK
+# installed in PREFIX. The plugin ends up as DEST/build/example_moving_average.so.
 build_example() {
   local cmake=$1 src=$2 prefix=$3 dest=$4
   shift 4
+  local example=$prefix/share/ssm/examples/moving_average
+  [[ -f $example/CMakeLists.txt ]] || fail "the install has no example: $example/CMakeLists.txt"
+  diff -r -x 'build' -x 'build-*' "$src/sdk/examples/moving_average" "$example" ||
+    fail "the installed example $example differs from the source tree's"
   mkdir -p "$dest"
-  cp -r "$src/sdk/examples/moving_average" "$dest/src"
+  cp -r "$example" "$dest/src"
+  chmod -R u+w "$dest/src"
   echo "+ $cmake -S $dest/src -B $dest/build -DCMAKE_PREFIX_PATH=$prefix $*"
   "$cmake" -S "$dest/src" -B "$dest/build" -DCMAKE_PREFIX_PATH="$prefix" "$@" >"$tmp/configure.log" 2>&1 || {
     cat "$tmp/configure.log"

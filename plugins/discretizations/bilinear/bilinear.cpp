@@ -1,4 +1,4 @@
-// Bilinear (Tustin): a = (1 + z/2)/(1 - z/2), beta = 1/(1 - z/2) (shared/reference/ssm-math.md §0).
+// Bilinear (Tustin): a = (1 + z/2)/(1 - z/2), beta = 1/(1 - z/2) (docs/math.md §0).
 #include <ssm/kernels/elementwise.hpp>
 #include <ssm/sdk.hpp>
 

@@ -1,4 +1,4 @@
-// Zero-order hold: a = e^z, beta = phi(z) = (e^z - 1)/z (shared/reference/ssm-math.md §0).
+// Zero-order hold: a = e^z, beta = phi(z) = (e^z - 1)/z (docs/math.md §0).
 #include <ssm/kernels/elementwise.hpp>
 #include <ssm/sdk.hpp>
 

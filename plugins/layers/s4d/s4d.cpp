@@ -1,12 +1,7 @@
-// S4D: the diagonal state space block of the official S4D example (state-spaces/s4
-// models/s4/s4d.py), channel-last (B, L, H) -> (B, L, H):
-//
-//   y = GLU(Linear_{H->2H}(dropout(GELU(K * u + D u))))
-//
-// K is the S4D kernel of s4d_kernel.hpp, discretized by a child plugin
-// (--disc, zoh by default). Dropout is tied over the sequence (one mask per
-// batch element and channel), as the official DropoutNd. Recurrent mode runs
-// h <- Abar h + Bbar u_t per token.
+// S4D on the CPU (the class is declared in s4d.hpp) and the plugin's
+// registration.
+#include "s4d.hpp"
+
 #include <ssm/kernels/activation.hpp>
 #include <ssm/kernels/channel_dropout.hpp>
 #include <ssm/kernels/fftconv.hpp>
@@ -16,384 +11,305 @@
 #include <cmath>
 #include <variant>
 
-#include "s4d_kernel.hpp"
+namespace s4d {
 
-namespace {
+S4D::S4D(const ssm::Config& cfg)
+    : H_(cfg.i64_at_least("d_model", 1)),
+      N_(cfg.i64_at_least("d_state", 2)),
+      init_(cfg.str("init")),
+      dt_min_(cfg.f64_positive("dt_min")),
+      dt_max_(cfg.f64_positive("dt_max")),
+      lr_ssm_(cfg.f64("lr_ssm")),
+      dropout_(cfg.f64("dropout")) {
+  if (N_ % 2) ssm::fail("option 'd_state' must be even (N/2 complex conjugate pairs), got " + std::to_string(N_));
+  if (init_ != "lin" && init_ != "inv" && init_ != "real")
+    ssm::fail("option 'init' must be lin, inv or real, got '" + init_ + "'");
+  if (dt_max_ < dt_min_)
+    ssm::fail("option 'dt_max' (" + cfg.str("dt_max") + ") must be >= 'dt_min' (" + cfg.str("dt_min") + ")");
+  if (!(lr_ssm_ >= 0)) ssm::fail("option 'lr_ssm' must be >= 0, got " + cfg.str("lr_ssm"));
+  if (!(dropout_ >= 0 && dropout_ < 1)) ssm::fail("option 'dropout' must be in [0, 1), got " + cfg.str("dropout"));
+  N2_ = N_ / 2;
+  disc_ = ssm::DiscChild(cfg.str("disc"));
+}
 
-using s4d::cd;
+// ------------------------------------------------------------ the entry points
 
-// Parameter order (param_describe, params, dparams).
-enum Param : size_t { kLogDt, kARealLog, kAImag, kB, kC, kD, kWOut, kBOut, kParamCount };
+void S4D::init_params(ssm::Context& ctx, ssm::Params p) {
+  ssm::dispatch_real(p[0], "s4d: parameters", [&](auto tag) { init_typed<decltype(tag)>(ctx, p); });
+}
 
-// RNG streams of this layer (under the layer's seed): one per parameter
-// (its index) and one for dropout. The counter starts at the call's
-// rng_offset, which the host spaces so that calls never overlap.
-constexpr uint64_t kDropoutStream = kParamCount;
+void S4D::forward(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) {
+  ssm::dispatch_real(x, "s4d: x", [&](auto tag) { forward_typed<decltype(tag)>(ctx, p, x, y); });
+}
 
-// What backward needs from the most recent training forward (kept between
-// steps so its buffers are not reallocated every step).
+void S4D::backward(ssm::Context&, ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) {
+  ssm::dispatch_real(dy, "s4d: dy", [&](auto tag) { backward_typed<decltype(tag)>(p, dy, dx, dp); });
+}
+
+std::unique_ptr<ssm::LayerState> S4D::state_create(ssm::Context& ctx, ssm::Params p, int64_t batch) {
+  if (batch < 1) ssm::fail("s4d: state_create needs batch >= 1, got " + std::to_string(batch));
+  Modes m;
+  ssm::dispatch_real(p[0], "s4d: parameters",
+                     [&](auto tag) { discretize<decltype(tag)>(ctx, p, m, /*derivatives=*/false); });
+  auto st = std::make_unique<State>();
+  st->batch = batch;
+  st->H = H_;
+  st->N2 = N2_;
+  st->h.assign(static_cast<size_t>(batch * H_ * N2_), cd(0));
+  st->Abar = m.a;
+  st->Bbar = m.Bbar;
+  st->C = m.C;
+  return st;
+}
+
+void S4D::step(ssm::Context&, ssm::Params p, ssm::LayerState& state, const DLTensor& x, DLTensor& y) {
+  auto& st = dynamic_cast<State&>(state);
+  ssm::dispatch_real(x, "s4d: x_t", [&](auto tag) { step_typed<decltype(tag)>(p, st, x, y); });
+}
+
+// ------------------------------------------------------ parameters and the SSM
+
+std::vector<ssm::ParamSpec> S4D::specs() const {
+  const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY;
+  auto ssm_param = [&](const char* name, std::vector<int64_t> shape) {
+    return ssm::ParamSpec{name, std::move(shape), ssm_flags, lr_ssm_, 0.0};
+  };
+  auto param = [](const char* name, std::vector<int64_t> shape) { return ssm::ParamSpec{name, std::move(shape)}; };
+  return {ssm_param("log_dt", {H_}),      ssm_param("A_real_log", {H_, N2_}),
+          ssm_param("A_imag", {H_, N2_}), ssm_param("B", {H_, N2_, 2}),
+          param("C", {H_, N2_, 2}),       param("D", {H_}),
+          param("W_out", {2 * H_, H_}),   param("b_out", {2 * H_})};
+}
+
 template <typename T>
-struct Cache {
-  int64_t B = 0, L = 0;
-  s4d::Modes modes;
-  s4d::Powers powers;
-  ssm::kernels::FftConvSpectra<T> u_spectra;  // the FFTs of the input x (B, L, H)
-  std::vector<T> K;      // the kernel (H, L), D folded into lag 0
-  std::vector<T> v;      // GELU'(K * u + D u): the GELU's derivative at its input
-  std::vector<T> d;      // after GELU and dropout: the Linear's input
-  std::vector<T> z;      // the Linear's output (B, L, 2H), gate replaced by its sigmoid; its gradient in backward
-  std::vector<T> scale;  // tied dropout (B, H): 0 or 1/(1-p); empty when off
-  std::vector<T> dK;     // backward scratch (H, L)
-};
+void S4D::init_typed(ssm::Context& ctx, ssm::Params p) {
+  check_param_shapes<T>(p);
+  auto fill = [&](size_t i, ssm_rng_dist dist) { ctx.rng_fill(i, ctx.rng_offset(), dist, p[i]); };
+  T* log_dt = p.data<T>(kLogDt);
+  fill(kLogDt, SSM_RNG_UNIFORM);
+  const double lo = std::log(dt_min_), hi = std::log(dt_max_);
+  for (int64_t h = 0; h < H_; ++h) log_dt[h] = static_cast<T>(lo + double(log_dt[h]) * (hi - lo));
 
-struct State : ssm::LayerState {
-  int64_t batch = 0, H = 0, N2 = 0;
-  std::vector<cd> h;              // (batch, H, N2)
-  std::vector<cd> Abar, Bbar, C;  // (H, N2), from the parameters at state_create
-};
-
-class S4D : public ssm::Layer {
- public:
-  static std::vector<ssm::Option> options() {
-    return {
-        ssm::Option::integer("d_model", "64", "channels H"),
-        ssm::Option::integer("d_state", "64", "state size N per channel (even: N/2 complex conjugate pairs)"),
-        ssm::Option::string("init", "lin", "initial A: lin (S4D-Lin), inv (S4D-Inv) or real (S4D-Real)"),
-        ssm::Option::real("dt_min", "0.001", "smallest initial step dt (log-uniform in [dt_min, dt_max])"),
-        ssm::Option::real("dt_max", "0.1", "largest initial step dt"),
-        ssm::Option::string("disc", "zoh", "discretization plugin, e.g. zoh or bilinear"),
-        ssm::Option::real("lr_ssm", "0.001", "learning-rate cap of log_dt, A and B (no weight decay); 0: none"),
-        ssm::Option::real("dropout", "0.0", "dropout after the GELU, one mask per (batch, channel)"),
-    };
-  }
-
-  explicit S4D(const ssm::Config& cfg)
-      : H_(cfg.i64_at_least("d_model", 1)),
-        N_(cfg.i64_at_least("d_state", 2)),
-        init_(cfg.str("init")),
-        dt_min_(cfg.f64_positive("dt_min")),
-        dt_max_(cfg.f64_positive("dt_max")),
-        lr_ssm_(cfg.f64("lr_ssm")),
-        dropout_(cfg.f64("dropout")) {
-    if (N_ % 2) ssm::fail("option 'd_state' must be even (N/2 complex conjugate pairs), got " + std::to_string(N_));
-    if (init_ != "lin" && init_ != "inv" && init_ != "real")
-      ssm::fail("option 'init' must be lin, inv or real, got '" + init_ + "'");
-    if (dt_max_ < dt_min_)
-      ssm::fail("option 'dt_max' (" + cfg.str("dt_max") + ") must be >= 'dt_min' (" + cfg.str("dt_min") + ")");
-    if (!(lr_ssm_ >= 0)) ssm::fail("option 'lr_ssm' must be >= 0, got " + cfg.str("lr_ssm"));
-    if (!(dropout_ >= 0 && dropout_ < 1)) ssm::fail("option 'dropout' must be in [0, 1), got " + cfg.str("dropout"));
-    N2_ = N_ / 2;
-    disc_ = ssm::DiscChild(cfg.str("disc"));
-  }
-
-  std::vector<ssm::ParamSpec> params() override { return specs(); }
-
-  void init_params(ssm::Context& ctx, ssm::Params p) override {
-    if (ssm::is<float>(p[0]))
-      init_typed<float>(ctx, p);
-    else if (ssm::is<double>(p[0]))
-      init_typed<double>(ctx, p);
-    else
-      ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
-  }
-
-  void forward(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) override {
-    if (ssm::is<float>(x))
-      forward_typed<float>(ctx, p, x, y);
-    else if (ssm::is<double>(x))
-      forward_typed<double>(ctx, p, x, y);
-    else
-      ssm::fail("s4d: x must be float32 or float64, got " + ssm::dtype_name(x.dtype));
-  }
-
-  void backward(ssm::Context&, ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) override {
-    if (ssm::is<float>(dy))
-      backward_typed<float>(p, dy, dx, dp);
-    else if (ssm::is<double>(dy))
-      backward_typed<double>(p, dy, dx, dp);
-    else
-      ssm::fail("s4d: dy must be float32 or float64, got " + ssm::dtype_name(dy.dtype));
-  }
-
-  std::unique_ptr<ssm::LayerState> state_create(ssm::Context& ctx, ssm::Params p, int64_t batch) override {
-    if (batch < 1) ssm::fail("s4d: state_create needs batch >= 1, got " + std::to_string(batch));
-    s4d::Modes m;
-    if (ssm::is<float>(p[0]))
-      discretize<float>(ctx, p, m, /*derivatives=*/false);
-    else if (ssm::is<double>(p[0]))
-      discretize<double>(ctx, p, m, /*derivatives=*/false);
-    else
-      ssm::fail("s4d: parameters must be float32 or float64, got " + ssm::dtype_name(p[0].dtype));
-    auto st = std::make_unique<State>();
-    st->batch = batch;
-    st->H = H_;
-    st->N2 = N2_;
-    st->h.assign(static_cast<size_t>(batch * H_ * N2_), cd(0));
-    st->Abar = m.a;
-    st->Bbar = m.Bbar;
-    st->C = m.C;
-    return st;
-  }
-
-  void step(ssm::Context&, ssm::Params p, ssm::LayerState& state, const DLTensor& x, DLTensor& y) override {
-    auto& st = dynamic_cast<State&>(state);
-    if (ssm::is<float>(x))
-      step_typed<float>(p, st, x, y);
-    else if (ssm::is<double>(x))
-      step_typed<double>(p, st, x, y);
-    else
-      ssm::fail("s4d: x_t must be float32 or float64, got " + ssm::dtype_name(x.dtype));
-  }
-
- private:
-  std::vector<ssm::ParamSpec> specs() const {
-    const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY;
-    auto ssm_param = [&](const char* name, std::vector<int64_t> shape) {
-      return ssm::ParamSpec{name, std::move(shape), ssm_flags, lr_ssm_, 0.0};
-    };
-    auto param = [](const char* name, std::vector<int64_t> shape) { return ssm::ParamSpec{name, std::move(shape)}; };
-    return {ssm_param("log_dt", {H_}),      ssm_param("A_real_log", {H_, N2_}),
-            ssm_param("A_imag", {H_, N2_}), ssm_param("B", {H_, N2_, 2}),
-            param("C", {H_, N2_, 2}),       param("D", {H_}),
-            param("W_out", {2 * H_, H_}),   param("b_out", {2 * H_})};
-  }
-
-  template <typename T>
-  void init_typed(ssm::Context& ctx, ssm::Params p) {
-    check_param_shapes<T>(p);
-    auto fill = [&](size_t i, ssm_rng_dist dist) { ctx.rng_fill(i, ctx.rng_offset(), dist, p[i]); };
-    T* log_dt = p.data<T>(kLogDt);
-    fill(kLogDt, SSM_RNG_UNIFORM);
-    const double lo = std::log(dt_min_), hi = std::log(dt_max_);
-    for (int64_t h = 0; h < H_; ++h) log_dt[h] = static_cast<T>(lo + double(log_dt[h]) * (hi - lo));
-
-    T* A_real_log = p.data<T>(kARealLog);
-    T* A_imag = p.data<T>(kAImag);
-    T* B = p.data<T>(kB);
-    const double pi = 3.14159265358979323846, N = double(N_);
-    for (int64_t h = 0; h < H_; ++h)
-      for (int64_t n = 0; n < N2_; ++n) {
-        // Stored form (ssm-math.md §0): A = -exp(A_real_log) - i A_imag, so
-        // A_real_log = log(-Re A) and A_imag = -Im A.
-        double minus_re_A = 0.5, minus_im_A = 0;
-        if (init_ == "lin")
-          minus_im_A = pi * double(n);
-        else if (init_ == "inv")
-          minus_im_A = (N / pi) * (N / double(2 * n + 1) - 1);
-        else
-          minus_re_A = double(n + 1);
-        A_real_log[h * N2_ + n] = static_cast<T>(std::log(minus_re_A));
-        A_imag[h * N2_ + n] = static_cast<T>(minus_im_A);
-        B[2 * (h * N2_ + n)] = T(1);
-        B[2 * (h * N2_ + n) + 1] = T(0);
-      }
-
-    // C ~ complex standard normal: re and im each N(0, 1/2), E|C|^2 = 1.
-    fill(kC, SSM_RNG_NORMAL);
-    T* C = p.data<T>(kC);
-    for (int64_t i = 0; i < ssm::numel(p[kC]); ++i) C[i] = static_cast<T>(double(C[i]) * std::sqrt(0.5));
-    fill(kD, SSM_RNG_NORMAL);
-
-    // PyTorch's Conv1d/Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    const double bound = 1.0 / std::sqrt(double(H_));
-    for (size_t i : {size_t(kWOut), size_t(kBOut)}) {
-      fill(i, SSM_RNG_UNIFORM);
-      T* w = p.data<T>(i);
-      for (int64_t k = 0; k < ssm::numel(p[i]); ++k) w[k] = static_cast<T>((2 * double(w[k]) - 1) * bound);
-    }
-  }
-
-  // The SSM of the parameters: A, B, C, z = dt A and the discretization at z
-  // (with a'(z), beta'(z) when `derivatives`), then Bbar, W = C Bbar, log Abar.
-  template <typename T>
-  void discretize(ssm::Context& ctx, ssm::Params p, s4d::Modes& m, bool derivatives) {
-    check_param_shapes<T>(p);
-    m.load(p.data<T>(kLogDt), p.data<T>(kARealLog), p.data<T>(kAImag), p.data<T>(kB), p.data<T>(kC), H_, N2_);
-    auto view = [&](std::vector<cd>& v) { return ssm::View(v.data(), {H_, N2_}); };
-    ssm::View z = view(m.z), a = view(m.a), beta = view(m.beta), da = view(m.da), dbeta = view(m.dbeta);
-    disc_.eval(ctx.raw(), z, a.get(), beta.get(), derivatives ? da.get() : nullptr,
-               derivatives ? dbeta.get() : nullptr);
-    m.derive();
-  }
-
-  template <typename T>
-  void check_param_shapes(ssm::Params p) const {
-    if (p.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " parameter tensors");
-    const std::vector<ssm::ParamSpec> specs = this->specs();
-    for (size_t i = 0; i < kParamCount; ++i) {
-      const DLTensor& t = p[i];
-      bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
-      for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
-      if (!ok) {
-        std::string want = "(";
-        for (size_t k = 0; k < specs[i].shape.size(); ++k) want += (k ? ", " : "") + std::to_string(specs[i].shape[k]);
-        ssm::fail("s4d: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) + ", expected " + want +
-                  ") for d_model=" + std::to_string(H_) + ", d_state=" + std::to_string(N_));
-      }
-      ssm::data<T>(t, specs[i].name.c_str());  // checks dtype and density
-    }
-  }
-
-  // (B, L) of a (B, L, H) tensor; `what` names it in errors.
-  std::pair<int64_t, int64_t> sequence_shape(const DLTensor& t, const char* what) const {
-    if (t.ndim != 3 || t.shape[2] != H_ || t.shape[1] < 1)
-      ssm::fail(std::string("s4d: ") + what + " has shape " + ssm::shape_str(t) +
-                ", expected (B, L >= 1, d_model=" + std::to_string(H_) + ")");
-    return {t.shape[0], t.shape[1]};
-  }
-
-  template <typename T>
-  Cache<T>& training_cache() {
-    if (!std::holds_alternative<Cache<T>>(cache_)) cache_.template emplace<Cache<T>>();
-    return std::get<Cache<T>>(cache_);
-  }
-
-  template <typename T>
-  void forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) {
-    const auto [B, L] = sequence_shape(x, "x");
-    if (sequence_shape(y, "y") != std::make_pair(B, L))
-      ssm::fail("s4d: y has shape " + ssm::shape_str(y) + ", expected that of x");
-    const bool training = ctx.training();
-    if (training) training_ok_ = false;  // until this forward has filled the cache
-    Cache<T> local;
-    Cache<T>& c = training ? training_cache<T>() : local;
-    const int64_t n = B * L * H_, rows = B * L;
-    c.B = B;
-    c.L = L;
-
-    discretize<T>(ctx, p, c.modes, /*derivatives=*/training);
-    c.powers.build(c.modes, L);
-    c.K.resize(static_cast<size_t>(H_ * L));
-    s4d::kernel_forward(c.modes, c.powers, c.K.data());
-    // K * u + D u = (K + D delta_0) * u: the skip term rides on lag 0 of the kernel.
-    const T* D = p.data<T>(kD);
-    for (int64_t h = 0; h < H_; ++h) c.K[h * L] += D[h];
-
-    // Training keeps the FFTs of u for the backward (instead of u itself).
-    const T* u = ssm::data<T>(x, "x");
-    c.v.resize(static_cast<size_t>(n));
-    if (training)
-      ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_, c.u_spectra);
-    else
-      ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
-    c.scale.clear();
-    if (training && dropout_ > 0) {
-      c.scale.resize(static_cast<size_t>(B * H_));
-      ssm::kernels::channel_dropout_mask(c.scale.data(), B, H_, dropout_, ctx.seed(), kDropoutStream, ctx.rng_offset());
-    }
-    c.d.resize(static_cast<size_t>(n));
-    gelu_dropout_forward(c.v.data(), c.d.data(), c.scale, B, L, training);
-    c.z.resize(static_cast<size_t>(2 * n));
-    ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
-    // Training keeps sigmoid of the GLU's gate in z: the backward needs no exp.
-    if (training)
-      ssm::kernels::glu_forward_keep(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
-    else
-      ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
-    if (training) training_ok_ = true;
-  }
-
-  template <typename T>
-  void backward_typed(ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) {
-    Cache<T>* c = std::get_if<Cache<T>>(&cache_);
-    if (!training_ok_ || !c)
-      ssm::fail("s4d: backward needs a training forward of the same dtype (" + ssm::dtype_name(dy.dtype) + ") first");
-    const int64_t B = c->B, L = c->L, n = B * L * H_, rows = B * L;
-    if (sequence_shape(dy, "dy") != std::make_pair(B, L) || sequence_shape(dx, "dx") != std::make_pair(B, L))
-      ssm::fail("s4d: dy and dx must have the shape of the last training forward's x, (" + std::to_string(B) + ", " +
-                std::to_string(L) + ", " + std::to_string(H_) + ")");
-    if (dp.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " gradient tensors");
-    check_param_shapes<T>(dp);
-
-    // GLU in place (z is spent), then the Linear: its input gradient g goes
-    // into dx, which is then carried back in place through dropout, the GELU
-    // and the convolution.
-    T* dz = c->z.data();
-    ssm::kernels::glu_backward_kept(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
-    T* g = ssm::data<T>(dx, "dx");
-    ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), dz, g, dp.data<T>(kWOut), dp.data<T>(kBOut), rows, H_,
-                                  2 * H_);
-    gelu_dropout_backward(c->v.data(), g, c->scale, B, L);
-
-    // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
-    std::vector<T>& dK = c->dK;
-    dK.assign(static_cast<size_t>(H_ * L), T(0));
-    ssm::kernels::fftconv_backward(c->u_spectra, c->K.data(), g, g, dK.data(), B, L, H_);
-    T* dD = dp.data<T>(kD);
-    for (int64_t h = 0; h < H_; ++h) dD[h] += dK[h * L];
-    s4d::kernel_backward(c->modes, c->powers, dK.data(),
-                         s4d::KernelGrads<T>{dp.data<T>(kLogDt), dp.data<T>(kARealLog), dp.data<T>(kAImag),
-                                             dp.data<T>(kB), dp.data<T>(kC)});
-  }
-
-  // d = GELU(v) * scale; when training, v is overwritten with GELU'(v), all
-  // the backward needs. scale (B, H) is the tied dropout, the same at every
-  // position (empty: none). One batch element at a time, while it is in cache.
-  template <typename T>
-  void gelu_dropout_forward(T* v, T* d, const std::vector<T>& scale, int64_t B, int64_t L, bool training) const {
-    const int64_t m = L * H_;
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      T *vb = v + b * m, *db = d + b * m;
-      if (training)
-        ssm::kernels::gelu_forward_grad(vb, db, vb, m);
+  T* A_real_log = p.data<T>(kARealLog);
+  T* A_imag = p.data<T>(kAImag);
+  T* B = p.data<T>(kB);
+  const double pi = 3.14159265358979323846, N = double(N_);
+  for (int64_t h = 0; h < H_; ++h)
+    for (int64_t n = 0; n < N2_; ++n) {
+      // Stored form (ssm-math.md §0): A = -exp(A_real_log) - i A_imag, so
+      // A_real_log = log(-Re A) and A_imag = -Im A.
+      double minus_re_A = 0.5, minus_im_A = 0;
+      if (init_ == "lin")
+        minus_im_A = pi * double(n);
+      else if (init_ == "inv")
+        minus_im_A = (N / pi) * (N / double(2 * n + 1) - 1);
       else
-        ssm::kernels::gelu_forward(vb, db, m);
-      if (!scale.empty())
-        for (int64_t i = 0; i < m; i += H_)
-          for (int64_t h = 0; h < H_; ++h) db[i + h] *= scale[b * H_ + h];
+        minus_re_A = double(n + 1);
+      A_real_log[h * N2_ + n] = static_cast<T>(std::log(minus_re_A));
+      A_imag[h * N2_ + n] = static_cast<T>(minus_im_A);
+      B[2 * (h * N2_ + n)] = T(1);
+      B[2 * (h * N2_ + n) + 1] = T(0);
     }
-  }
 
-  // Backward of the above, in place: g *= scale * GELU'(v) (dv holds GELU'(v)).
-  template <typename T>
-  void gelu_dropout_backward(const T* dv, T* g, const std::vector<T>& scale, int64_t B, int64_t L) const {
-    const int64_t m = L * H_;
+  // C ~ complex standard normal: re and im each N(0, 1/2), E|C|^2 = 1.
+  fill(kC, SSM_RNG_NORMAL);
+  T* C = p.data<T>(kC);
+  for (int64_t i = 0; i < ssm::numel(p[kC]); ++i) C[i] = static_cast<T>(double(C[i]) * std::sqrt(0.5));
+  fill(kD, SSM_RNG_NORMAL);
+
+  // PyTorch's Conv1d/Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  const double bound = 1.0 / std::sqrt(double(H_));
+  for (size_t i : {size_t(kWOut), size_t(kBOut)}) {
+    fill(i, SSM_RNG_UNIFORM);
+    T* w = p.data<T>(i);
+    for (int64_t k = 0; k < ssm::numel(p[i]); ++k) w[k] = static_cast<T>((2 * double(w[k]) - 1) * bound);
+  }
+}
+
+template <typename T>
+void S4D::discretize(ssm::Context& ctx, ssm::Params p, Modes& m, bool derivatives) {
+  check_param_shapes<T>(p);
+  m.load(p.data<T>(kLogDt), p.data<T>(kARealLog), p.data<T>(kAImag), p.data<T>(kB), p.data<T>(kC), H_, N2_);
+  auto view = [&](std::vector<cd>& v) { return ssm::View(v.data(), {H_, N2_}); };
+  ssm::View z = view(m.z), a = view(m.a), beta = view(m.beta), da = view(m.da), dbeta = view(m.dbeta);
+  disc_.eval(ctx.raw(), z, a.get(), beta.get(), derivatives ? da.get() : nullptr,
+             derivatives ? dbeta.get() : nullptr);
+  m.derive();
+}
+
+template <typename T>
+void S4D::check_param_shapes(ssm::Params p) const {
+  if (p.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " parameter tensors");
+  const std::vector<ssm::ParamSpec> specs = this->specs();
+  for (size_t i = 0; i < kParamCount; ++i) {
+    const DLTensor& t = p[i];
+    bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
+    for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
+    if (!ok) {
+      std::string want = "(";
+      for (size_t k = 0; k < specs[i].shape.size(); ++k) want += (k ? ", " : "") + std::to_string(specs[i].shape[k]);
+      ssm::fail("s4d: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) + ", expected " + want +
+                ") for d_model=" + std::to_string(H_) + ", d_state=" + std::to_string(N_));
+    }
+    ssm::data<T>(t, specs[i].name.c_str());  // checks dtype and density
+  }
+}
+
+std::pair<int64_t, int64_t> S4D::sequence_shape(const DLTensor& t, const char* what) const {
+  if (t.ndim != 3 || t.shape[2] != H_ || t.shape[1] < 1)
+    ssm::fail(std::string("s4d: ") + what + " has shape " + ssm::shape_str(t) +
+              ", expected (B, L >= 1, d_model=" + std::to_string(H_) + ")");
+  return {t.shape[0], t.shape[1]};
+}
+
+// ------------------------------------------------- the convolution mode (CPU)
+
+template <typename T>
+Cache<T>& S4D::training_cache() {
+  if (!std::holds_alternative<Cache<T>>(cache_)) cache_.template emplace<Cache<T>>();
+  return std::get<Cache<T>>(cache_);
+}
+
+template <typename T>
+void S4D::forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) {
+  const auto [B, L] = sequence_shape(x, "x");
+  if (sequence_shape(y, "y") != std::make_pair(B, L))
+    ssm::fail("s4d: y has shape " + ssm::shape_str(y) + ", expected that of x");
+  const bool training = ctx.training();
+  if (training) training_ok_ = false;  // until this forward has filled the cache
+  Cache<T> local;
+  Cache<T>& c = training ? training_cache<T>() : local;
+  const int64_t n = B * L * H_, rows = B * L;
+  c.B = B;
+  c.L = L;
+
+  discretize<T>(ctx, p, c.modes, /*derivatives=*/training);
+  c.powers.build(c.modes, L);
+  c.K.resize(static_cast<size_t>(H_ * L));
+  kernel_forward(c.modes, c.powers, c.K.data());
+  // K * u + D u = (K + D delta_0) * u: the skip term rides on lag 0 of the kernel.
+  const T* D = p.data<T>(kD);
+  for (int64_t h = 0; h < H_; ++h) c.K[h * L] += D[h];
+
+  // Training keeps the FFTs of u for the backward (instead of u itself).
+  const T* u = ssm::data<T>(x, "x");
+  c.v.resize(static_cast<size_t>(n));
+  if (training)
+    ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_, c.u_spectra);
+  else
+    ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
+  c.scale.clear();
+  if (training && dropout_ > 0) {
+    c.scale.resize(static_cast<size_t>(B * H_));
+    ssm::kernels::channel_dropout_mask(c.scale.data(), B, H_, dropout_, ctx.seed(), kDropoutStream, ctx.rng_offset());
+  }
+  c.d.resize(static_cast<size_t>(n));
+  gelu_dropout_forward(c.v.data(), c.d.data(), c.scale, B, L, training);
+  c.z.resize(static_cast<size_t>(2 * n));
+  ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
+  // Training keeps sigmoid of the GLU's gate in z: the backward needs no exp.
+  if (training)
+    ssm::kernels::glu_forward_keep(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
+  else
+    ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
+  if (training) training_ok_ = true;
+}
+
+template <typename T>
+void S4D::backward_typed(ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) {
+  Cache<T>* c = std::get_if<Cache<T>>(&cache_);
+  if (!training_ok_ || !c)
+    ssm::fail("s4d: backward needs a training forward of the same dtype (" + ssm::dtype_name(dy.dtype) + ") first");
+  const int64_t B = c->B, L = c->L, n = B * L * H_, rows = B * L;
+  if (sequence_shape(dy, "dy") != std::make_pair(B, L) || sequence_shape(dx, "dx") != std::make_pair(B, L))
+    ssm::fail("s4d: dy and dx must have the shape of the last training forward's x, (" + std::to_string(B) + ", " +
+              std::to_string(L) + ", " + std::to_string(H_) + ")");
+  if (dp.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " gradient tensors");
+  check_param_shapes<T>(dp);
+
+  // GLU in place (z is spent), then the Linear: its input gradient g goes
+  // into dx, which is then carried back in place through dropout, the GELU
+  // and the convolution.
+  T* dz = c->z.data();
+  ssm::kernels::glu_backward_kept(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
+  T* g = ssm::data<T>(dx, "dx");
+  ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), dz, g, dp.data<T>(kWOut), dp.data<T>(kBOut), rows, H_,
+                                2 * H_);
+  gelu_dropout_backward(c->v.data(), g, c->scale, B, L);
+
+  // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
+  std::vector<T>& dK = c->dK;
+  dK.assign(static_cast<size_t>(H_ * L), T(0));
+  ssm::kernels::fftconv_backward(c->u_spectra, c->K.data(), g, g, dK.data(), B, L, H_);
+  T* dD = dp.data<T>(kD);
+  for (int64_t h = 0; h < H_; ++h) dD[h] += dK[h * L];
+  kernel_backward(c->modes, c->powers, dK.data(),
+                  KernelGrads<T>{dp.data<T>(kLogDt), dp.data<T>(kARealLog), dp.data<T>(kAImag), dp.data<T>(kB),
+                                 dp.data<T>(kC)});
+}
+
+// d = GELU(v) * scale; when training, v is overwritten with GELU'(v), all
+// the backward needs. scale (B, H) is the tied dropout, the same at every
+// position (empty: none). One batch element at a time, while it is in cache.
+template <typename T>
+void S4D::gelu_dropout_forward(T* v, T* d, const std::vector<T>& scale, int64_t B, int64_t L, bool training) const {
+  const int64_t m = L * H_;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; ++b) {
-      const T* s = scale.empty() ? nullptr : scale.data() + b * H_;
-      for (int64_t i = b * m; i < (b + 1) * m; i += H_)
-        for (int64_t h = 0; h < H_; ++h) g[i + h] = (s ? g[i + h] * s[h] : g[i + h]) * dv[i + h];
-    }
+  for (int64_t b = 0; b < B; ++b) {
+    T *vb = v + b * m, *db = d + b * m;
+    if (training)
+      ssm::kernels::gelu_forward_grad(vb, db, vb, m);
+    else
+      ssm::kernels::gelu_forward(vb, db, m);
+    if (!scale.empty())
+      for (int64_t i = 0; i < m; i += H_)
+        for (int64_t h = 0; h < H_; ++h) db[i + h] *= scale[b * H_ + h];
   }
+}
 
-  template <typename T>
-  void step_typed(ssm::Params p, State& st, const DLTensor& x, DLTensor& y) {
-    const int64_t B = st.batch;
-    for (const DLTensor* t : {&x, static_cast<const DLTensor*>(&y)})
-      if (t->ndim != 2 || t->shape[0] != B || t->shape[1] != H_)
-        ssm::fail("s4d: step tensors must be (batch=" + std::to_string(B) + ", d_model=" + std::to_string(H_) +
-                  "), got " + ssm::shape_str(*t));
-    check_param_shapes<T>(p);
-    const T* u = ssm::data<T>(x, "x_t");
-    const T* D = p.data<T>(kD);
-    std::vector<T> v(static_cast<size_t>(B * H_)), z(static_cast<size_t>(2 * B * H_));
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < H_; ++h) {
-        const double ut = double(u[b * H_ + h]);
-        cd* state = st.h.data() + (b * H_ + h) * N2_;
-        const int64_t m = h * N2_;
-        double out = 0;
-        for (int64_t k = 0; k < N2_; ++k) {
-          state[k] = st.Abar[m + k] * state[k] + st.Bbar[m + k] * ut;
-          out += (st.C[m + k] * state[k]).real();
-        }
-        v[b * H_ + h] = static_cast<T>(2 * out + double(D[h]) * ut);
+// Backward of the above, in place: g *= scale * GELU'(v) (dv holds GELU'(v)).
+template <typename T>
+void S4D::gelu_dropout_backward(const T* dv, T* g, const std::vector<T>& scale, int64_t B, int64_t L) const {
+  const int64_t m = L * H_;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < B; ++b) {
+    const T* s = scale.empty() ? nullptr : scale.data() + b * H_;
+    for (int64_t i = b * m; i < (b + 1) * m; i += H_)
+      for (int64_t h = 0; h < H_; ++h) g[i + h] = (s ? g[i + h] * s[h] : g[i + h]) * dv[i + h];
+  }
+}
+
+// -------------------------------------------------- the recurrent mode (CPU)
+
+template <typename T>
+void S4D::step_typed(ssm::Params p, State& st, const DLTensor& x, DLTensor& y) {
+  const int64_t B = st.batch;
+  for (const DLTensor* t : {&x, static_cast<const DLTensor*>(&y)})
+    if (t->ndim != 2 || t->shape[0] != B || t->shape[1] != H_)
+      ssm::fail("s4d: step tensors must be (batch=" + std::to_string(B) + ", d_model=" + std::to_string(H_) +
+                "), got " + ssm::shape_str(*t));
+  check_param_shapes<T>(p);
+  const T* u = ssm::data<T>(x, "x_t");
+  const T* D = p.data<T>(kD);
+  std::vector<T> v(static_cast<size_t>(B * H_)), z(static_cast<size_t>(2 * B * H_));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H_; ++h) {
+      const double ut = double(u[b * H_ + h]);
+      cd* state = st.h.data() + (b * H_ + h) * N2_;
+      const int64_t m = h * N2_;
+      double out = 0;
+      for (int64_t k = 0; k < N2_; ++k) {
+        state[k] = st.Abar[m + k] * state[k] + st.Bbar[m + k] * ut;
+        out += (st.C[m + k] * state[k]).real();
       }
-    ssm::kernels::gelu_forward(v.data(), v.data(), B * H_);
-    ssm::kernels::linear_forward(v.data(), p.data<T>(kWOut), p.data<T>(kBOut), z.data(), B, H_, 2 * H_);
-    ssm::kernels::glu_forward(z.data(), ssm::data<T>(y, "y_t"), B, H_);
-  }
+      v[b * H_ + h] = static_cast<T>(2 * out + double(D[h]) * ut);
+    }
+  ssm::kernels::gelu_forward(v.data(), v.data(), B * H_);
+  ssm::kernels::linear_forward(v.data(), p.data<T>(kWOut), p.data<T>(kBOut), z.data(), B, H_, 2 * H_);
+  ssm::kernels::glu_forward(z.data(), ssm::data<T>(y, "y_t"), B, H_);
+}
 
-  int64_t H_, N_, N2_ = 0;
-  std::string init_;
-  double dt_min_, dt_max_, lr_ssm_, dropout_;
-  ssm::DiscChild disc_;
-  std::variant<std::monostate, Cache<float>, Cache<double>> cache_;
-  bool training_ok_ = false;  // cache_ holds a complete training forward
-};
+}  // namespace s4d
 
-}  // namespace
-
-SSM_PLUGIN_LAYER(S4D, "s4d", "1.0.0",
+SSM_PLUGIN_LAYER(s4d::S4D, "s4d", "1.0.0",
                  "S4D block: diagonal SSM convolution (any --disc), GELU, dropout, Linear H->2H and GLU")

@@ -1,10 +1,10 @@
-// The S4D convolution kernel and its backward (shared/reference/ssm-math.md §2):
+// The S4D convolution kernel and its backward (docs/math.md §2):
 //
 //   K[h,l] = 2 Re sum_n C[h,n] Bbar[h,n] Abar[h,n]^l,   Bbar = dt beta(z) B,  Abar = a(z),  z = dt A
 //
 // for H channels of N2 = N/2 complex modes each (2 Re counts the conjugate
 // half of every pair). Parameters come in as T (float or double) in their
-// stored form (ssm-math.md §0): A = -exp(A_real_log) - i A_imag, dt =
+// stored form (docs/math.md §0): A = -exp(A_real_log) - i A_imag, dt =
 // exp(log_dt), B and C as (re, im) pairs. Everything inside runs in double:
 // the work is O(H N2 L), small next to the convolution, and in float32
 // log(Abar) of an Abar = 1 + O(dt |A|) would lose the decay rate.
@@ -139,7 +139,7 @@ struct KernelGrads {
 
 // Given dK = dloss/dK (H, L): the two transposed-Vandermonde passes
 //   S0 = sum_l dK[l] Abar^l,  S1 = sum_l dK[l] l Abar^(l-1) = sum_l (l+1) dK[l+1] Abar^l,
-// then the chain rule of ssm-math.md §2 through Bbar = dt beta(z) B and
+// then the chain rule of docs/math.md §2 through Bbar = dt beta(z) B and
 // Abar = a(z), with a'(z) and beta'(z) from the discretization (any scheme).
 // Sensitivities s_X are holomorphic: dloss = 2 Re(s_X dX); the gradient of a
 // complex X stored as (re, im) is then 2 conj(s_X).

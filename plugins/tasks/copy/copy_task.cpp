@@ -1,4 +1,4 @@
-// Copying and selective copying (shared/reference/ssm-math.md §7, after s4's
+// Copying and selective copying (docs/math.md §7, after s4's
 // copying.py): memorise M tokens spread over a blank region of length L, then
 // reproduce them while M markers are read. Built twice: SSM_COPY_SELECTIVE=0
 // is "copy" (tokens at positions 0..M-1), =1 is "selective_copy" (tokens at

@@ -23,7 +23,7 @@ class SeqImage : public ssm::Task {
   static std::vector<std::string> aliases() { return {"sfashion", "smnist"}; }
   static std::vector<ssm::Option> options() {
     return {
-        ssm::Option::string("dataset", "", "image dataset plugin (default: fashion-mnist for sfashion, mnist for smnist)"),
+        ssm::Option::dataset("dataset", "", "image dataset plugin (default: fashion-mnist for sfashion, mnist for smnist)"),
         ssm::Option::string("dataset_dir", "", "folder of the dataset's files (default: the dataset plugin's)"),
         ssm::Option::integer("eval_size", "0", "evaluate on the first N test images (0: all)"),
     };

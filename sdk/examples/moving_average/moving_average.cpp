@@ -48,20 +48,17 @@ class MovingAverage : public ssm::Layer {
   // A moving average plus a little noise (so channels differ), bias 0. The
   // noise comes from the host's counter-based RNG: same seed, same weights.
   void init_params(ssm::Context& ctx, ssm::Params p) override {
-    if (ssm::is<float>(p[0])) init_as<float>(ctx, p);
-    else init_as<double>(ctx, p);
+    ssm::dispatch_real(p[0], "taps", [&](auto tag) { init_as<decltype(tag)>(ctx, p); });
   }
 
   void forward(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) override {
     check_io(x, y, "x", "y");
-    if (ssm::is<float>(x)) forward_as<float>(ctx, p, x, y);
-    else forward_as<double>(ctx, p, x, y);
+    ssm::dispatch_real(x, "x", [&](auto tag) { forward_as<decltype(tag)>(ctx, p, x, y); });
   }
 
   void backward(ssm::Context&, ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) override {
     check_io(dy, dx, "dy", "dx");
-    if (ssm::is<float>(dy)) backward_as<float>(p, dy, dx, dp);
-    else backward_as<double>(p, dy, dx, dp);
+    ssm::dispatch_real(dy, "dy", [&](auto tag) { backward_as<decltype(tag)>(p, dy, dx, dp); });
   }
 
   // Recurrent mode: the last W inputs of every (sequence, channel).
@@ -84,18 +81,15 @@ class MovingAverage : public ssm::Layer {
     ssm::check_shape(x_t, {s.batch, channels_}, "x_t");
     ssm::check_shape(y_t, {s.batch, channels_}, "y_t");
     if (!ssm::same_dtype(x_t.dtype, y_t.dtype)) ssm::fail("x_t and y_t must have the same dtype");
-    if (ssm::is<float>(x_t)) step_as<float>(p, s, x_t, y_t);
-    else step_as<double>(p, s, x_t, y_t);
+    ssm::dispatch_real(x_t, "x_t", [&](auto tag) { step_as<decltype(tag)>(p, s, x_t, y_t); });
   }
 
  private:
-  // x and y (or dy and dx): (B, L, H), same shape, float32 or float64.
+  // x and y (or dy and dx): (B, L, H), same shape, same dtype (dispatch_real
+  // then turns that dtype, float32 or float64, into T, or refuses it).
   void check_io(const DLTensor& in, const DLTensor& out, const char* in_name, const char* out_name) const {
     ssm::check_shape(in, {-1, -1, channels_}, in_name);
     ssm::check_shape(out, {in.shape[0], in.shape[1], channels_}, out_name);
-    if (!ssm::is<float>(in) && !ssm::is<double>(in))
-      ssm::fail(std::string(in_name) + " must be float32 or float64, got " + ssm::dtype_name(in.dtype),
-                SSM_ERR_UNSUPPORTED);
     if (!ssm::same_dtype(in.dtype, out.dtype)) ssm::fail(std::string(out_name) + " must have " + in_name + "'s dtype");
   }
 

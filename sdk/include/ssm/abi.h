@@ -12,6 +12,21 @@
  *    major. Minor versions only append fields at the end of structs; every
  *    struct starts with struct_size so a reader never reads past what the
  *    writer knew about.
+ *  - Minor versions are real, on both sides:
+ *      1. Every read of a field appended after 1.0 is guarded by
+ *         SSM_HAS_FIELD(ptr, Type, field): the writer's struct_size must cover
+ *         the field. (Fields of 1.0 are always present: struct_size is at
+ *         least their size, which the host checks once per table.)
+ *      2. A field appended in a minor version means "absent" when it is zero
+ *         (NULL pointer, 0 integer): a writer that does not know it leaves it
+ *         zero, or its struct_size ends before it; a reader treats both alike.
+ *      3. Arrays of descriptors (ssm_plugin_desc.options) are walked with
+ *         SSM_ARRAY_NEXT, by each element's own struct_size, never by the
+ *         reader's sizeof.
+ *      4. Out-structs (the reader allocates, the writer fills: param_describe,
+ *         info, child_create) carry the reader's struct_size; the writer fills
+ *         min(its size, that) bytes and nothing beyond.
+ *    Fields and values added in 1.1 are marked "1.1:" below.
  *  - Fallible calls return ssm_status*; NULL means success. Statuses are made
  *    by the host (host->status_make) and freed by the host. No exception ever
  *    crosses this boundary.
@@ -38,7 +53,16 @@ extern "C" {
 #endif
 
 #define SSM_ABI_MAJOR 1
-#define SSM_ABI_MINOR 0
+#define SSM_ABI_MINOR 1
+
+/* Whether the struct at ptr (whose first member is uint32_t struct_size, as
+ * its writer set it) includes `field` of the reader's Type. */
+#define SSM_HAS_FIELD(ptr, Type, field) \
+  ((ptr) != NULL && (size_t)((ptr)->struct_size) >= offsetof(Type, field) + sizeof(((Type*)0)->field))
+
+/* The element after `elem` in an array of structs that start with
+ * struct_size: strided by the writer's size, not the reader's. */
+#define SSM_ARRAY_NEXT(Type, elem) ((const Type*)((const char*)(elem) + (elem)->struct_size))
 
 /* Interface ids returned by ssm_plugin_desc.get_iface. The /N suffix is the
  * interface revision; a revision is bumped only on an ABI break. */
@@ -91,6 +115,10 @@ typedef struct ssm_option_desc {
   int32_t type;              /* ssm_option_type */
   const char* default_value; /* as text; NULL = required */
   const char* help;          /* one line */
+  /* 1.1: non-zero (an ssm_kind) when the value names a plugin of that kind:
+   * --inner (layer), --disc (discretization), --dataset. The host checks the
+   * name, lists it in `info`, and records the child in the run log. */
+  int32_t plugin_kind;
 } ssm_option_desc;
 
 typedef struct ssm_kv {
@@ -122,11 +150,17 @@ typedef enum ssm_rng_dist {
 /* A plugin object created through the host registry (child_create): the
  * interface table of its kind and its instance. The host handle keeps the
  * child's library loaded until child_destroy. */
+typedef struct ssm_plugin_desc ssm_plugin_desc;
+
 typedef struct ssm_child {
   uint32_t struct_size;
   void* handle;      /* host-owned; pass to child_destroy */
   const void* iface; /* const ssm_layer_iface* / ssm_disc_iface* / ... */
   void* instance;    /* the first argument of every iface slot */
+  /* 1.1: the child's own descriptor (id, version, ABI, options) and the file
+   * it was loaded from; NULL from a 1.0 host. */
+  const ssm_plugin_desc* desc;
+  const char* library_path;
 } ssm_child;
 
 typedef struct ssm_host {
@@ -181,7 +215,7 @@ typedef struct ssm_ctx {
 
 /* ------------------------------------------------------------ plugin entry */
 
-typedef struct ssm_plugin_desc {
+struct ssm_plugin_desc {
   uint32_t struct_size;
   uint32_t abi_major;
   uint32_t abi_minor;
@@ -200,7 +234,7 @@ typedef struct ssm_plugin_desc {
 
   /* The table for iface_id (SSM_IFACE_*), NULL if not provided. */
   const void* (*get_iface)(const char* iface_id);
-} ssm_plugin_desc;
+};
 
 typedef const ssm_plugin_desc* (*ssm_plugin_entry_fn)(void);
 #define SSM_PLUGIN_ENTRY_SYMBOL "ssm_plugin_entry"
@@ -210,6 +244,7 @@ typedef const ssm_plugin_desc* (*ssm_plugin_entry_fn)(void);
 /* Parameter flags: optimizer hints. */
 #define SSM_PARAM_NO_WEIGHT_DECAY 1u /* exclude from weight decay */
 #define SSM_PARAM_SSM 2u             /* an SSM parameter (A, dt, B, C) */
+#define SSM_PARAM_KEEP_FP32 4u       /* 1.1: keep in float32 under mixed precision (A, dt, B) */
 
 typedef struct ssm_param_desc {
   uint32_t struct_size;
@@ -258,6 +293,12 @@ typedef struct ssm_layer_iface {
 
   /* Optional named extras (e.g. exporting the SSM kernel); NULL if none. */
   const void* (*get_extension)(void* self, const char* id);
+
+  /* 1.1: 1 when forward, backward and step serve tensors of this device and
+   * dtype (parameters and activations alike), else 0. Absent (NULL, or a 1.0
+   * plugin): CPU float32 and float64, and CUDA float32 when forward_cuda is
+   * set. The host asks before a run; `validate` checks every pair it serves. */
+  int32_t (*supports)(void* self, DLDevice device, DLDataType dtype);
 } ssm_layer_iface;
 
 /* ------------------------------------------------------- discretization */
@@ -275,6 +316,12 @@ typedef struct ssm_disc_iface {
                       DLTensor* beta, DLTensor* da, DLTensor* dbeta);
   ssm_status* (*eval_cuda)(void* self, const ssm_ctx* ctx, const DLTensor* z, DLTensor* a,
                            DLTensor* beta, DLTensor* da, DLTensor* dbeta); /* optional */
+
+  /* 1.1: named extras (e.g. the alpha of a generalized-bilinear scheme), NULL if none. */
+  const void* (*get_extension)(void* self, const char* id);
+  /* 1.1: 1 when eval serves z of this device and complex dtype. Absent: CPU
+   * complex64 and complex128, and CUDA complex64 when eval_cuda is set. */
+  int32_t (*supports)(void* self, DLDevice device, DLDataType dtype);
 } ssm_disc_iface;
 
 /* ------------------------------------------------------------- dataset */
@@ -303,6 +350,9 @@ typedef struct ssm_dataset_iface {
   ssm_status* (*info)(void* self, ssm_dataset_info* out);
   ssm_status* (*read)(void* self, int32_t split, const int64_t* indices, int64_t n, DLTensor* x,
                       DLTensor* labels);
+
+  /* 1.1: named extras, NULL if none. */
+  const void* (*get_extension)(void* self, const char* id);
 } ssm_dataset_iface;
 
 /* ---------------------------------------------------------------- task */
@@ -362,6 +412,9 @@ typedef struct ssm_task_iface {
   const ssm_kv* (*run_defaults)(void* self);
   ssm_status* (*batch)(void* self, int32_t split, uint64_t seed, uint64_t index,
                        int64_t batch_size, DLTensor* x, DLTensor* y, DLTensor* mask);
+
+  /* 1.1: named extras, NULL if none. */
+  const void* (*get_extension)(void* self, const char* id);
 } ssm_task_iface;
 
 /* The one symbol a plugin library exports. */

@@ -110,6 +110,7 @@ struct Option {
   std::string default_value;  // text
   bool required;
   std::string help;
+  int32_t plugin_kind = 0;    // an ssm_kind when the value names a plugin (--inner, --disc)
 
   static Option integer(std::string n, std::string def, std::string help) {
     return {std::move(n), SSM_OPT_INT, std::move(def), false, std::move(help)};
@@ -125,6 +126,17 @@ struct Option {
   }
   static Option required_string(std::string n, std::string help) {
     return {std::move(n), SSM_OPT_STRING, "", true, std::move(help)};
+  }
+  // Options whose value names another plugin: the host checks the name, lists
+  // it in `info`, and records the plugin in the run log.
+  static Option layer(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_STRING, std::move(def), false, std::move(help), SSM_KIND_LAYER};
+  }
+  static Option disc(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_STRING, std::move(def), false, std::move(help), SSM_KIND_DISC};
+  }
+  static Option dataset(std::string n, std::string def, std::string help) {
+    return {std::move(n), SSM_OPT_STRING, std::move(def), false, std::move(help), SSM_KIND_DATASET};
   }
 };
 
@@ -244,6 +256,15 @@ T* data(const DLTensor& t, const char* what = "tensor") {
   if (!is_contiguous(t)) fail(std::string(what) + " must be contiguous");
   return reinterpret_cast<T*>(static_cast<char*>(t.data) + t.byte_offset);
 }
+// Calls f(float{}) or f(double{}) by the dtype of t: the one place a plugin
+// turns a runtime dtype into a template argument.
+//   ssm::dispatch_real(x, "s4d: x", [&](auto tag) { forward_as<decltype(tag)>(ctx, p, x, y); });
+template <class F>
+decltype(auto) dispatch_real(const DLTensor& t, const std::string& what, F&& f) {
+  if (is<float>(t)) return f(float{});
+  if (is<double>(t)) return f(double{});
+  fail(what + " must be float32 or float64, got " + dtype_name(t.dtype), SSM_ERR_UNSUPPORTED);
+}
 inline std::string shape_str(const DLTensor& t) {
   std::string s = "(";
   for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
@@ -322,6 +343,12 @@ class Params {
   }
   template <class T>
   T* data(size_t i) const { return ssm::data<T>((*this)[i], "parameter"); }
+  // Tensors [offset, offset + n): a child layer's share of its parent's list.
+  Params slice(size_t offset, size_t n) const {
+    if (offset + n > n_) fail("parameter slice out of range", SSM_ERR_INTERNAL);
+    return Params(p_ + offset, n);
+  }
+  DLTensor* const* raw() const { return p_; }
 
  private:
   DLTensor* const* p_;
@@ -367,6 +394,19 @@ class Layer {
   virtual void step_cuda(Context&, Params, LayerState&, const DLTensor&, DLTensor&) {
     fail("no CUDA step", SSM_ERR_UNSUPPORTED);
   }
+  // Which devices and dtypes forward/backward/step serve. Default: CPU
+  // float32 and float64 (the SDK's kernels are templates on both). A layer
+  // with CUDA slots or an inner layer overrides this.
+  virtual bool supports(DLDevice device, DLDataType dtype) {
+    return device.device_type == kDLCPU && (is_real_float(dtype));
+  }
+  // Named extras (ABI get_extension); nullptr when none.
+  virtual const void* extension(const char* /*id*/) { return nullptr; }
+
+ protected:
+  static bool is_real_float(DLDataType t) {
+    return same_dtype(t, dtype_of<float>::value) || same_dtype(t, dtype_of<double>::value);
+  }
 };
 
 class Discretization {
@@ -375,6 +415,12 @@ class Discretization {
   // Every output may be nullptr; all have z's shape and complex dtype.
   virtual void eval(Context& ctx, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da,
                     DLTensor* dbeta) = 0;
+  // Default: CPU complex64 and complex128.
+  virtual bool supports(DLDevice device, DLDataType dtype) {
+    return device.device_type == kDLCPU && (same_dtype(dtype, dtype_of<std::complex<float>>::value) ||
+                                            same_dtype(dtype, dtype_of<std::complex<double>>::value));
+  }
+  virtual const void* extension(const char* /*id*/) { return nullptr; }
 };
 
 class Dataset {
@@ -382,6 +428,7 @@ class Dataset {
   virtual ~Dataset() = default;
   virtual ssm_dataset_info info() = 0;
   virtual void read(int split, const int64_t* indices, int64_t n, DLTensor& x, DLTensor* labels) = 0;
+  virtual const void* extension(const char* /*id*/) { return nullptr; }
 };
 
 class Task {
@@ -391,6 +438,7 @@ class Task {
   virtual std::vector<std::pair<std::string, std::string>> run_defaults() { return {}; }
   virtual void batch(int split, uint64_t seed, uint64_t index, int64_t batch_size, DLTensor& x, DLTensor& y,
                      DLTensor* mask) = 0;
+  virtual const void* extension(const char* /*id*/) { return nullptr; }
 };
 
 // ------------------------------------------------- children (via the host)
@@ -443,6 +491,16 @@ class Child {
   const Iface& iface() const { return *static_cast<const Iface*>(c_.iface); }
   void* instance() const { return c_.instance; }
   explicit operator bool() const { return c_.handle != nullptr; }
+  // The child's own descriptor (id, version, ABI); nullptr from a 1.0 host.
+  const ssm_plugin_desc* desc() const { return SSM_HAS_FIELD(&c_, ssm_child, desc) ? c_.desc : nullptr; }
+  std::string id(const std::string& asked) const {
+    const ssm_plugin_desc* d = desc();
+    return d && d->id ? d->id : asked;
+  }
+  std::string version() const {
+    const ssm_plugin_desc* d = desc();
+    return d && d->version ? d->version : "";
+  }
 
  private:
   ssm_child c_{};
@@ -462,6 +520,152 @@ class DiscChild {
 
  private:
   Child child_;
+};
+
+// The recurrent state of a child layer, destroyed through the child's table.
+class ChildState {
+ public:
+  ChildState() = default;
+  ChildState(const ssm_layer_iface* f, void* instance, void* state) : f_(f), instance_(instance), state_(state) {}
+  ChildState(const ChildState&) = delete;
+  ChildState& operator=(const ChildState&) = delete;
+  ChildState(ChildState&& o) noexcept { swap(o); }
+  ChildState& operator=(ChildState&& o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~ChildState() {
+    if (state_ && f_ && f_->state_destroy) f_->state_destroy(instance_, state_);
+  }
+  void* get() const { return state_; }
+
+ private:
+  void swap(ChildState& o) {
+    std::swap(f_, o.f_), std::swap(instance_, o.instance_), std::swap(state_, o.state_);
+  }
+  const ssm_layer_iface* f_ = nullptr;
+  void* instance_ = nullptr;
+  void* state_ = nullptr;
+};
+
+// A layer owned by a layer (Mamba's --inner s6, H3's inner SSM, a wrapper):
+// created by id through the host, with the parent's options plus overrides.
+//
+//   explicit Wrapper(const ssm::Config& cfg) : inner_(cfg.str("inner"), cfg, "inner.") {}
+//   std::vector<ssm::ParamSpec> params() override {
+//     std::vector<ssm::ParamSpec> p = {{"scale", {h_}}};
+//     inner_.append_params(p);          // "inner.log_dt", ... with the child's hints
+//     return p;
+//   }
+//   void forward(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) override {
+//     inner_.forward(ctx, p, x, y);     // the child's share of p, its own seed
+//     ...
+//   }
+//
+// The child's parameters are the parent's, listed under the prefix with the
+// child's hints, so the host allocates, initialises (through the child),
+// optimises and checkpoints them like any other. The child runs with its own
+// seed, derived from the parent's and the prefix, so its initialisation and
+// dropout streams never collide with the parent's or a sibling's.
+class LayerChild {
+ public:
+  LayerChild() = default;
+  LayerChild(const std::string& id, const Config& parent_config, std::string prefix,
+             const std::map<std::string, std::string>& overrides = {})
+      : prefix_(std::move(prefix)) {
+    std::map<std::string, std::string> values = parent_config.values();
+    for (auto& kv : overrides) values[kv.first] = kv.second;
+    values.erase("plugin_name");  // the host sets the child's own
+    child_ = Child(SSM_KIND_LAYER, id, ConfigBuilder(values));
+    id_ = child_.id(id);
+    uint32_t n = f().param_count(child_.instance());
+    for (uint32_t i = 0; i < n; ++i) {
+      ssm_param_desc d{};
+      d.struct_size = sizeof(d);
+      check(f().param_describe(child_.instance(), i, &d), "inner layer '" + id + "': param_describe");
+      ParamSpec s;
+      s.name = prefix_ + (d.name ? d.name : "");
+      s.shape.assign(d.shape, d.shape + std::max(0, std::min(d.ndim, 4)));
+      s.flags = d.flags;
+      s.lr_max = d.lr_max;
+      s.weight_decay = d.weight_decay;
+      specs_.push_back(std::move(s));
+    }
+    salt_ = 1469598103934665603ull;  // FNV-1a of the prefix
+    for (char c : prefix_) salt_ = (salt_ ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  }
+  LayerChild(LayerChild&&) = default;
+  LayerChild& operator=(LayerChild&&) = default;
+
+  const std::string& id() const { return id_; }
+  std::string version() const { return child_.version(); }
+  const std::string& prefix() const { return prefix_; }
+  size_t param_count() const { return specs_.size(); }
+  explicit operator bool() const { return static_cast<bool>(child_); }
+
+  // Appends the child's prefixed specs to the parent's list and remembers
+  // where they start: call it once, from the parent's params().
+  void append_params(std::vector<ParamSpec>& list) {
+    offset_ = list.size();
+    list.insert(list.end(), specs_.begin(), specs_.end());
+  }
+  // The child's share of the parent's parameters (or gradients).
+  Params share(Params parent) const { return parent.slice(offset_, specs_.size()); }
+
+  void init_params(Context& ctx, Params parent) const {
+    ssm_ctx c = derived(ctx);
+    check(f().param_init(child_.instance(), &c, share(parent).raw()), where("param_init"));
+  }
+  void forward(Context& ctx, Params parent, const DLTensor& x, DLTensor& y) const {
+    ssm_ctx c = derived(ctx);
+    check(f().forward(child_.instance(), &c, share(parent).raw(), &x, &y), where("forward"));
+  }
+  // dx is overwritten; the child's parameter gradients accumulate into dparent.
+  void backward(Context& ctx, Params parent, const DLTensor& dy, DLTensor& dx, Params dparent) const {
+    ssm_ctx c = derived(ctx);
+    check(f().backward(child_.instance(), &c, share(parent).raw(), &dy, &dx, share(dparent).raw()), where("backward"));
+  }
+  ChildState state_create(Context& ctx, Params parent, int64_t batch) const {
+    if (!f().state_create || !f().step) fail(where("recurrent mode") + ": the inner layer has none", SSM_ERR_UNSUPPORTED);
+    ssm_ctx c = derived(ctx);
+    void* state = nullptr;
+    check(f().state_create(child_.instance(), &c, share(parent).raw(), batch, &state), where("state_create"));
+    return ChildState(&f(), child_.instance(), state);
+  }
+  void step(Context& ctx, Params parent, const ChildState& state, const DLTensor& x_t, DLTensor& y_t) const {
+    ssm_ctx c = derived(ctx);
+    check(f().step(child_.instance(), &c, share(parent).raw(), state.get(), &x_t, &y_t), where("step"));
+  }
+  // What the child serves (the ABI's defaults for a 1.0 child).
+  bool supports(DLDevice device, DLDataType dtype) const {
+    if (SSM_HAS_FIELD(&f(), ssm_layer_iface, supports) && f().supports)
+      return f().supports(child_.instance(), device, dtype) != 0;
+    const bool real = same_dtype(dtype, dtype_of<float>::value) || same_dtype(dtype, dtype_of<double>::value);
+    if (device.device_type == kDLCPU) return real;
+    return device.device_type == kDLCUDA && f().forward_cuda && same_dtype(dtype, dtype_of<float>::value);
+  }
+  // The child's context: the parent's with a seed of the child's own.
+  ssm_ctx derived(const Context& ctx) const {
+    ssm_ctx c{};
+    const ssm_ctx* in = ctx.raw();
+    std::memcpy(&c, in, std::min<size_t>(sizeof(c), in->struct_size ? in->struct_size : sizeof(c)));
+    c.struct_size = sizeof(c);
+    uint64_t z = in->seed ^ salt_;  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    c.seed = z ^ (z >> 31);
+    return c;
+  }
+
+ private:
+  const ssm_layer_iface& f() const { return child_.iface<ssm_layer_iface>(); }
+  std::string where(const char* call) const { return "inner layer '" + id_ + "' (" + prefix_ + "*): " + call; }
+
+  Child child_;
+  std::string id_, prefix_;
+  std::vector<ParamSpec> specs_;
+  size_t offset_ = 0;
+  uint64_t salt_ = 0;
 };
 
 // A dataset created through the host.
@@ -581,6 +785,20 @@ struct LayerAdapter {
     });
   }
   static void state_destroy(void*, void* state) { delete static_cast<LayerState*>(state); }
+  static const void* get_extension(void* self, const char* id) noexcept {
+    try {
+      return box(self).obj->extension(id);
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  static int32_t supports(void* self, DLDevice device, DLDataType dtype) noexcept {
+    try {
+      return box(self).obj->supports(device, dtype) ? 1 : 0;
+    } catch (...) {
+      return 0;
+    }
+  }
   static ssm_status* forward_cuda(void* self, const ssm_ctx* ctx, DLTensor* const* p, const DLTensor* x,
                                   DLTensor* y) {
     return guard([&] {
@@ -621,6 +839,8 @@ struct LayerAdapter {
         f.backward_cuda = backward_cuda;
         f.step_cuda = step_cuda;
       }
+      f.get_extension = get_extension;
+      f.supports = supports;
       return f;
     }();
     return &t;
@@ -642,6 +862,20 @@ struct DiscAdapter {
       static_cast<C*>(self)->eval(c, *z, a, beta, da, dbeta);
     });
   }
+  static const void* get_extension(void* self, const char* id) noexcept {
+    try {
+      return static_cast<C*>(self)->extension(id);
+    } catch (...) {
+      return nullptr;
+    }
+  }
+  static int32_t supports(void* self, DLDevice device, DLDataType dtype) noexcept {
+    try {
+      return static_cast<C*>(self)->supports(device, dtype) ? 1 : 0;
+    } catch (...) {
+      return 0;
+    }
+  }
   static const void* iface() {
     static const ssm_disc_iface t = [] {
       ssm_disc_iface f{};
@@ -650,6 +884,8 @@ struct DiscAdapter {
       f.create = create;
       f.destroy = destroy;
       f.eval = eval;
+      f.get_extension = get_extension;
+      f.supports = supports;
       return f;
     }();
     return &t;
@@ -674,6 +910,13 @@ struct DatasetAdapter {
   static ssm_status* read(void* self, int32_t split, const int64_t* idx, int64_t n, DLTensor* x, DLTensor* labels) {
     return guard([&] { static_cast<C*>(self)->read(split, idx, n, *x, labels); });
   }
+  static const void* get_extension(void* self, const char* id) noexcept {
+    try {
+      return static_cast<C*>(self)->extension(id);
+    } catch (...) {
+      return nullptr;
+    }
+  }
   static const void* iface() {
     static const ssm_dataset_iface t = [] {
       ssm_dataset_iface f{};
@@ -682,6 +925,7 @@ struct DatasetAdapter {
       f.destroy = destroy;
       f.info = info;
       f.read = read;
+      f.get_extension = get_extension;
       return f;
     }();
     return &t;
@@ -721,6 +965,13 @@ struct TaskAdapter {
                            DLTensor* y, DLTensor* mask) {
     return guard([&] { box(self).obj->batch(split, seed, index, bs, *x, *y, mask); });
   }
+  static const void* get_extension(void* self, const char* id) noexcept {
+    try {
+      return box(self).obj->extension(id);
+    } catch (...) {
+      return nullptr;
+    }
+  }
   static const void* iface() {
     static const ssm_task_iface t = [] {
       ssm_task_iface f{};
@@ -730,6 +981,7 @@ struct TaskAdapter {
       f.info = info;
       f.run_defaults = run_defaults;
       f.batch = batch;
+      f.get_extension = get_extension;
       return f;
     }();
     return &t;
@@ -754,7 +1006,7 @@ const ssm_plugin_desc* describe(const char* id, const char* version, const char*
     s->options = C::options();
     for (const Option& o : s->options)
       s->option_descs.push_back({sizeof(ssm_option_desc), o.name.c_str(), o.type,
-                                 o.required ? nullptr : o.default_value.c_str(), o.help.c_str()});
+                                 o.required ? nullptr : o.default_value.c_str(), o.help.c_str(), o.plugin_kind});
     s->alias_strings = aliases_of<C>::get();
     for (const std::string& a : s->alias_strings) s->aliases.push_back(a.c_str());
     s->aliases.push_back(nullptr);
