@@ -23,32 +23,43 @@ std::pair<std::string, std::string> parse_key_value(const std::string& s, const 
   return {s.substr(0, eq), s.substr(eq + 1)};
 }
 
-int64_t as_int(const KV& kv, const std::string& key, int64_t lo) {
-  const std::string& v = kv.at(key);
+std::optional<int64_t> to_int(const std::string& v) {
   size_t used = 0;
   long long r = 0;
   try {
     r = std::stoll(v, &used);
   } catch (const std::exception&) {
-    used = 0;
+    return std::nullopt;
   }
-  if (used == 0 || used != v.size()) throw UsageError("--" + dashes(key) + " must be an integer, got '" + v + "'");
-  if (r < lo) throw UsageError("--" + dashes(key) + " must be >= " + std::to_string(lo) + ", got " + v);
+  if (used == 0 || used != v.size()) return std::nullopt;
   return r;
 }
 
-double as_double(const KV& kv, const std::string& key) {
-  const std::string& v = kv.at(key);
+std::optional<double> to_double(const std::string& v) {
   size_t used = 0;
   double r = 0;
   try {
     r = std::stod(v, &used);
   } catch (const std::exception&) {
-    used = 0;
+    return std::nullopt;
   }
-  if (used == 0 || used != v.size() || !std::isfinite(r))
-    throw UsageError("--" + dashes(key) + " must be a number, got '" + v + "'");
+  if (used == 0 || used != v.size() || !std::isfinite(r)) return std::nullopt;
   return r;
+}
+
+int64_t as_int(const KV& kv, const std::string& key, int64_t lo) {
+  const std::string& v = kv.at(key);
+  std::optional<int64_t> r = to_int(v);
+  if (!r) throw UsageError("--" + dashes(key) + " must be an integer, got '" + v + "'");
+  if (*r < lo) throw UsageError("--" + dashes(key) + " must be >= " + std::to_string(lo) + ", got " + v);
+  return *r;
+}
+
+double as_double(const KV& kv, const std::string& key) {
+  const std::string& v = kv.at(key);
+  std::optional<double> r = to_double(v);
+  if (!r) throw UsageError("--" + dashes(key) + " must be a number, got '" + v + "'");
+  return *r;
 }
 
 bool as_bool(const KV& kv, const std::string& key) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -23,6 +24,11 @@ std::string underscores(std::string s);
 // dashes: parse_key_value("d_model", "set") throws
 // "--set needs KEY=VALUE, got 'd_model'".
 std::pair<std::string, std::string> parse_key_value(const std::string& s, const std::string& option);
+
+// The whole text as an integer, or as a finite number; nullopt when it is
+// not one (empty, trailing characters, out of range).
+std::optional<int64_t> to_int(const std::string& v);
+std::optional<double> to_double(const std::string& v);
 
 // kv.at(key) as a whole integer >= lo, a finite number, or a boolean
 // (true/1/yes/on, false/0/no/off); the error names the flag --key-with-dashes.

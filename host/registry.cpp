@@ -455,7 +455,14 @@ const void* Registry::create_raw(ssm_kind kind, const std::string& name, KV& con
   // Recorded before create, so that a parent precedes the children it makes.
   const bool first_use = std::find(used_.begin(), used_.end(), p) == used_.end();
   if (first_use) used_.push_back(p);
+  // A plugin that creates children may, through the flat option namespace,
+  // ask for itself (--inner example_residual_wrapper given to the wrapper).
+  if (depth_ >= kMaxNesting)
+    throw Error(std::string(kind_name(kind)) + " '" + name + "': plugins nest more than " +
+                std::to_string(kMaxNesting) + " deep; does an option such as --inner name the plugin that reads it?");
+  ++depth_;
   ssm_status* st = create(host_, &cfg, &obj);
+  --depth_;
   if (st && first_use) used_.erase(std::find(used_.begin(), used_.end(), p));
   if (st) {
     std::string msg = std::string(kind_name(kind)) + " '" + name + "' (" + p->path + "): " + st->message;

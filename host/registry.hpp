@@ -230,6 +230,8 @@ class Registry {
   std::vector<LoadIssue> issues_;
   std::vector<Shadowing> shadowings_;
   std::vector<const PluginInfo*> used_;
+  static constexpr int kMaxNesting = 8;  // children of children of ...
+  int depth_ = 0;
 };
 
 }  // namespace ssmhost

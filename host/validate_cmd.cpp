@@ -36,8 +36,12 @@ namespace gc = ssm::gradcheck;
 // error: |fd - backward| / max(|fd|, |backward|, kGradFloor).
 constexpr double kGradTol = 1e-5;
 // Below this magnitude a gradient is compared absolutely: relative error is
-// meaningless near zero.
+// meaningless near zero. The floor grows with the loss: a finite difference
+// cannot resolve gradients below its own rounding error, about
+// kFdResolution * sum|y * probe| (float64 eps / h), and the floor is that
+// resolution divided by the tolerance when larger than kGradFloor.
 constexpr double kGradFloor = 1e-3;
+constexpr double kFdResolution = 1e-10;
 // --coords default: every coordinate of a tensor up to this many elements,
 // else this many, one at random in each of as many equal parts.
 constexpr size_t kGradAllUpTo = 4096;
@@ -434,16 +438,17 @@ class LayerValidator {
 
   // Central differences of `loss` in `values` against `analytic`.
   std::string grad_check(const std::string& what, std::vector<double>& values, const std::vector<double>& analytic,
-                         const std::vector<int64_t>& shape, const std::function<double()>& loss, uint64_t salt) {
+                         const std::vector<int64_t>& shape, const std::function<double()>& loss, double floor,
+                         uint64_t salt) {
     gc::Options opt;
-    opt.floor = kGradFloor;
+    opt.floor = floor;
     opt.coords = coords_for(values.size(), salt);
     const gc::Result r = gc::check(values, analytic, loss, opt);
     const std::string over = r.checked == r.size ? "all " + std::to_string(r.size)
                                                  : std::to_string(r.checked) + " of " + std::to_string(r.size);
     std::string text = "worst relative error " + num(r.error) + " over " + over + " coordinates (at " +
                        at(what, r.index, shape) + ": finite difference " + num_full(r.fd) + ", backward " +
-                       num_full(r.analytic) + "; tolerance " + num(kGradTol) + ")";
+                       num_full(r.analytic) + "; floor " + num(floor) + ", tolerance " + num(kGradTol) + ")";
     if (!r.passed(kGradTol)) throw CheckFailed(text);
     return text;
   }
@@ -483,10 +488,15 @@ class LayerValidator {
         }))
       return;
 
-    report_.run("gradient x", [&] { return grad_check("x", x.data[0], dx.data[0], xshape_, loss, 0); });
+    loss();
+    double loss_scale = 0;  // sum |y * probe|: what the loss's rounding error grows with
+    for (size_t i = 0; i < y.data[0].size(); ++i) loss_scale += std::abs(y.data[0][i] * probe[i]);
+    const double floor = std::max(kGradFloor, kFdResolution * loss_scale / kGradTol);
+    report_.run("gradient x", [&] { return grad_check("x", x.data[0], dx.data[0], xshape_, loss, floor, 0); });
     for (size_t i = 0; i < specs_.size(); ++i)
-      report_.run("gradient " + specs_[i].name,
-                  [&] { return grad_check(specs_[i].name, p.data[i], dparams.data[i], specs_[i].shape, loss, i + 1); });
+      report_.run("gradient " + specs_[i].name, [&] {
+        return grad_check(specs_[i].name, p.data[i], dparams.data[i], specs_[i].shape, loss, floor, i + 1);
+      });
 
     accumulates(p, kAccum64Tol);
     recurrent(p, kStep64Tol);

@@ -4,8 +4,12 @@
 
 #include <catch2/catch.hpp>
 #include <stdlib.h>
+#include <sys/wait.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <system_error>
 
@@ -40,5 +44,34 @@ struct TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 };
+
+// What a run of the real ssmhost binary did.
+struct Run {
+  int status = -1;  // the exit code; 128 + signal if it crashed
+  std::string out, err;
+};
+
+// Runs `ssmhost ARGS` (shell words) in `dir`, SSM_PLUGIN_PATH cleared (the
+// binary finds the build's plugins by itself); stdout and stderr captured.
+inline Run run_ssmhost(const std::filesystem::path& dir, const std::string& args) {
+  const std::filesystem::path out = dir / ".stdout", err = dir / ".stderr";
+  const std::string cmd = "cd '" + dir.string() + "' && env -u SSM_PLUGIN_PATH '" SSM_TEST_SSMHOST "' " + args + " >'" +
+                          out.string() + "' 2>'" + err.string() + "'";
+  const int raw = std::system(cmd.c_str());
+  auto slurp = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  Run r;
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::error_code ignored;
+  std::filesystem::remove(out, ignored);
+  std::filesystem::remove(err, ignored);
+  return r;
+}
 
 }  // namespace ssm_test
