@@ -263,3 +263,70 @@ TEST_CASE("command-line mistakes exit 2 with a message", "[cli]") {
     CHECK_THAT(r.err, Contains("no-such-option"));
   }
 }
+
+TEST_CASE("a user plugin with a built-in's id: warned, marked in list, an error with --strict-plugins", "[cli]") {
+  const std::string user = std::filesystem::canonical(case_dir("shadow_zoh") + "/zoh.so").string();
+  Run r = ssmhost("list --format tsv --plugin-path '" + case_dir("shadow_zoh") + "'");
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.err, Contains("warning: plugin name 'zoh' is provided twice: " + user) && Contains("is used") &&
+                        Contains("lib/ssm/plugins/zoh.so") && Contains("--strict-plugins"));
+  std::vector<std::vector<std::string>> zoh_rows;
+  for (const std::string& line : split(r.out, '\n'))
+    if (line.rfind("zoh\t", 0) == 0) zoh_rows.push_back(split(line, '\t'));
+  REQUIRE(zoh_rows.size() == 2);
+  CHECK(zoh_rows[0][4] == user);
+  CHECK(zoh_rows[0][6] == "ok");
+  CHECK_THAT(zoh_rows[1][4], Contains("lib/ssm/plugins/zoh.so"));
+  CHECK(zoh_rows[1][6] == "shadowed by " + user);
+
+  Run table = ssmhost("list --plugin-path '" + case_dir("shadow_zoh") + "'");
+  CHECK_THAT(table.out, Contains("[shadowed by " + user + "]"));
+
+  Run strict = ssmhost("--strict-plugins list --plugin-path '" + case_dir("shadow_zoh") + "'");
+  CHECK(strict.status == 1);
+  CHECK_THAT(strict.err, Contains("--strict-plugins") && Contains(user) && Contains("lib/ssm/plugins/zoh.so"));
+  Run strict_train = ssmhost("--layer s4dz --task copy --steps 1 --strict-plugins --plugin-path '" +
+                             case_dir("shadow_zoh") + "'");
+  CHECK(strict_train.status == 1);
+  CHECK_THAT(strict_train.err, Contains("plugins clash"));
+}
+
+TEST_CASE("two discretizations with one suffix: warned, the first keeps it", "[cli]") {
+  Run r = ssmhost("info s4dz --plugin-path '" + case_dir("suffix_clash") + "'");
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.err, Contains("discretization suffix 'z' is declared twice") && Contains("clash_z.so") &&
+                        Contains("lib/ssm/plugins/zoh.so"));
+  CHECK_THAT(r.out, Contains("'s4dz' = layer 's4d' with discretization 'test_clash_z'"));
+}
+
+TEST_CASE("a suffix of more than one letter is refused with the reason", "[cli]") {
+  Run r = ssmhost("list --plugin-path '" + case_dir("bad_suffix") + "'");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.err, Contains("bad_suffix.so") && Contains("'zz'") && Contains("one lowercase letter"));
+  CHECK_THAT(r.out, !Contains("test_bad_suffix"));
+}
+
+TEST_CASE("a layer without a discretization refuses --disc and a suffix, naming the layers that take one", "[cli]") {
+  const std::string path = " --plugin-path '" + case_dir("good_layer") + "'";
+  Run by_flag = ssmhost("--layer test_good --disc zoh --task copy --steps 1" + path);
+  INFO(by_flag.err);
+  CHECK(by_flag.status == 2);
+  CHECK_THAT(by_flag.err, Contains("--disc zoh") && Contains("'test_good' takes no discretization") &&
+                              Contains("layers that take one: ") && Contains("s4d"));
+  Run by_suffix = ssmhost("--layer test_goodz --task copy --steps 1" + path);
+  INFO(by_suffix.err);
+  CHECK(by_suffix.status == 1);
+  CHECK_THAT(by_suffix.err, Contains("'test_good' takes no discretization") && Contains("s4d"));
+}
+
+TEST_CASE("info shows plugin-valued options and what a plugin serves", "[cli]") {
+  Run r = ssmhost("info s4d");
+  INFO(r.out << r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("--disc") && Contains("[a disc plugin: ") && Contains("zoh"));
+  CHECK_THAT(r.out, Contains("Serves: cpu float32, cpu float64"));
+  Run disc = ssmhost("info zoh");
+  CHECK_THAT(disc.out, Contains("Serves: cpu complex64, cpu complex128"));
+}
