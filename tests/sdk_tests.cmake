@@ -54,6 +54,22 @@ add_custom_target(ssm_abi_baseline_refresh
   COMMENT "Refreshing ${SSM_ABI_BASELINE}"
   VERBATIM)
 
+# --- minor versions: plugins built against ABI 1.0 and a simulated 1.2
+
+# Plain-C layer and discretization built against sdk/abi/v1.0 and
+# sdk/abi/v1.2-sim into build/tests/abi_compat/v1_0 and v1_2 (never installed).
+add_subdirectory(${CMAKE_CURRENT_SOURCE_DIR}/abi_compat ${CMAKE_CURRENT_BINARY_DIR}/abi_compat)
+foreach(spec "1_0;1.0;q;1_2;1.2" "1_2;1.2;w;1_0;1.0")
+  list(GET spec 0 ver)
+  list(GET spec 1 abi)
+  list(GET spec 2 suffix)
+  list(GET spec 3 other_ver)
+  list(GET spec 4 other_abi)
+  ssm_sdk_test(abi_compat_v${ver} abi_compat.sh $<TARGET_FILE:ssmhost>
+    ${CMAKE_CURRENT_BINARY_DIR}/abi_compat/v${ver} ${abi} ${suffix}
+    ${CMAKE_CURRENT_BINARY_DIR}/abi_compat/v${other_ver} ${other_abi})
+endforeach()
+
 # --- ssmhost validate catches what it is for
 
 # A layer with a chosen flaw, kept out of the plugin folder and never installed.

@@ -22,17 +22,7 @@ namespace {
 
 const std::string kExamples = std::string(SSM_TEST_ERROR_PLUGIN_DIR) + "/sdk_examples";
 
-ssmhost::Registry& registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(kExamples);
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
-}
+ssmhost::Registry& registry() { return ssm_test::registry_of({kExamples, SSM_TEST_PLUGIN_DIR}); }
 
 // Parameter values of a created layer, initialised with `seed`.
 struct Params {

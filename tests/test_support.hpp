@@ -8,6 +8,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <vector>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -17,17 +20,21 @@
 
 namespace ssm_test {
 
-// The build's real plugins, loaded once per test executable.
-inline ssmhost::Registry& plugin_registry() {
-  static ssmhost::Registry reg;
-  static const bool loaded = [] {
-    reg.add_path(SSM_TEST_PLUGIN_DIR);
-    reg.load();
-    return true;
-  }();
-  (void)loaded;
-  return reg;
+// A registry of the plugin folders `dirs` (searched in this order), loaded
+// once per test executable and list of folders.
+inline ssmhost::Registry& registry_of(const std::vector<std::string>& dirs) {
+  static std::map<std::vector<std::string>, std::unique_ptr<ssmhost::Registry>> loaded;
+  std::unique_ptr<ssmhost::Registry>& reg = loaded[dirs];
+  if (!reg) {
+    reg = std::make_unique<ssmhost::Registry>();
+    for (const std::string& d : dirs) reg->add_path(d);
+    reg->load();
+  }
+  return *reg;
 }
+
+// The build's real plugins.
+inline ssmhost::Registry& plugin_registry() { return registry_of({SSM_TEST_PLUGIN_DIR}); }
 
 // A fresh directory under /tmp, removed with everything in it.
 struct TempDir {

@@ -96,7 +96,7 @@ void S4D::init_typed(ssm::Context& ctx, ssm::Params p) {
   const double pi = 3.14159265358979323846, N = double(N_);
   for (int64_t h = 0; h < H_; ++h)
     for (int64_t n = 0; n < N2_; ++n) {
-      // Stored form (ssm-math.md §0): A = -exp(A_real_log) - i A_imag, so
+      // Stored form (docs/math.md §0): A = -exp(A_real_log) - i A_imag, so
       // A_real_log = log(-Re A) and A_imag = -Im A.
       double minus_re_A = 0.5, minus_im_A = 0;
       if (init_ == "lin")
