@@ -442,6 +442,7 @@ class LayerValidator {
                          uint64_t salt) {
     gc::Options opt;
     opt.floor = floor;
+    if (getenv("VSTEP")) opt.step = atof(getenv("VSTEP"));  // TEMP
     opt.coords = coords_for(values.size(), salt);
     const gc::Result r = gc::check(values, analytic, loss, opt);
     const std::string over = r.checked == r.size ? "all " + std::to_string(r.size)

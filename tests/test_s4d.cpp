@@ -318,7 +318,7 @@ TEST_CASE("s4d parameter hints: SSM parameters capped and without weight decay",
     CHECK(p.shape == expect[i].second);
     const bool ssm_param = i < 4;
     if (ssm_param) {
-      CHECK(p.flags == (SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY));
+      CHECK(p.flags == (SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY | SSM_PARAM_KEEP_FP32));
       CHECK(p.lr_max == 0.001);
       CHECK(p.weight_decay == 0.0);
     } else {

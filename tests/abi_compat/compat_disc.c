@@ -1,5 +1,10 @@
-/* test_compat_disc_v1_0 / _v1_2: forward Euler, a = 1 + z, beta = 1 (so
- * Bbar = dt*B), a' = 1, beta' = 0, on complex64 and complex128 z, CPU only.
+/* test_compat_disc_v1_0 / _v1_2: backward (implicit) Euler,
+ *   a = 1/(1 - z), beta = 1/(1 - z)  (so Bbar = dt*B/(1 - dt*A)),
+ *   a' = beta' = 1/(1 - z)^2,
+ * on complex64 and complex128 z, CPU only. (Not forward Euler, a = 1 + z:
+ * |1 + dt*A| > 1 on S4D-Lin's spectrum, so s4d + forward Euler blows up,
+ * |y| ~ 1e195 at L = 256 and NaN at L = 16384. Backward Euler is A-stable:
+ * |a| < 1 whenever Re z < 0.)
  *
  * A test-only discretization in plain C11 against the raw ABI, built twice
  * (tests/abi_compat/CMakeLists.txt): against the frozen ABI 1.0 header and the
@@ -25,7 +30,7 @@ static const ssm_option_desc options[] = {
      .name = "order",
      .type = SSM_OPT_INT,
      .default_value = "1",
-     .help = "order of the explicit scheme (only 1, forward Euler)" COMPAT_FUTURE_INIT},
+     .help = "order of the scheme (only 1, backward Euler)" COMPAT_FUTURE_INIT},
     {.struct_size = sizeof(ssm_option_desc),
      .name = "label",
      .type = SSM_OPT_STRING,
@@ -40,7 +45,7 @@ static ssm_status* disc_create(const ssm_host* host, const ssm_config* config, v
   if (st) return st;
   const char* order = compat_config_get(config, "order");
   if (order && strcmp(order, "1") != 0)
-    return compat_error(host, SSM_ERR_INVALID_ARGUMENT, "option 'order' must be 1 (forward Euler), got '%s'", order);
+    return compat_error(host, SSM_ERR_INVALID_ARGUMENT, "option 'order' must be 1 (backward Euler), got '%s'", order);
   disc* d = (disc*)calloc(1, sizeof(disc));
   if (!d) return compat_error(host, SSM_ERR_INTERNAL, "out of memory");
   d->host = host;
@@ -50,14 +55,17 @@ static ssm_status* disc_create(const ssm_host* host, const ssm_config* config, v
 
 static void disc_destroy(void* self) { free(self); }
 
-/* One complex dtype: z and the outputs as (re, im) pairs of T. */
+/* One complex dtype: z and the outputs as (re, im) pairs of T; r = 1/(1 - z). */
 #define COMPAT_EULER(T)                                                                                    \
   static void euler_##T(int64_t n, const T* z, T* a, T* beta, T* da, T* dbeta) {                          \
     for (int64_t i = 0; i < n; ++i) {                                                                      \
-      if (a) a[2 * i] = (T)1 + z[2 * i], a[2 * i + 1] = z[2 * i + 1];                                      \
-      if (beta) beta[2 * i] = (T)1, beta[2 * i + 1] = (T)0;                                                \
-      if (da) da[2 * i] = (T)1, da[2 * i + 1] = (T)0;                                                      \
-      if (dbeta) dbeta[2 * i] = (T)0, dbeta[2 * i + 1] = (T)0;                                             \
+      const T wr = (T)1 - z[2 * i], wi = -z[2 * i + 1], m = wr * wr + wi * wi;                             \
+      const T rr = wr / m, ri = -wi / m;                     /* 1/(1 - z) */                               \
+      const T r2r = rr * rr - ri * ri, r2i = (T)2 * rr * ri; /* 1/(1 - z)^2 */                             \
+      if (a) a[2 * i] = rr, a[2 * i + 1] = ri;                                                             \
+      if (beta) beta[2 * i] = rr, beta[2 * i + 1] = ri;                                                    \
+      if (da) da[2 * i] = r2r, da[2 * i + 1] = r2i;                                                        \
+      if (dbeta) dbeta[2 * i] = r2r, dbeta[2 * i + 1] = r2i;                                               \
     }                                                                                                      \
   }
 COMPAT_EULER(float)
@@ -139,7 +147,7 @@ static const ssm_plugin_desc desc = {
     .kind = SSM_KIND_DISC,
     .id = COMPAT_ID,
     .version = "0.1.0",
-    .description = "test-only forward Euler in C against the raw ABI header (abi_compat)",
+    .description = "test-only backward Euler in C against the raw ABI header (abi_compat)",
     .aliases = NULL,
     .options = options,
     .n_options = sizeof(options) / sizeof(options[0]),

@@ -87,7 +87,7 @@ echo "ok   info $layer: 4 options, names and defaults right"
 ok "info $disc" "$ssmhost" info "$disc" --plugin-path "$dir"
 has "info $disc" "^$disc \(disc plugin, version 0\.1\.0, ABI $abi\)$"
 has "info $disc" "^  layer suffix: '$suffix'"
-has "info $disc" '^  --order +int +default: 1 +order of the explicit scheme'
+has "info $disc" '^  --order +int +default: 1 +order of the scheme'
 has "info $disc" '^  --label +string +default: euler +a free-form label'
 has "info $disc" '^Serves: cpu complex64, cpu complex128$'
 echo "ok   info $disc: 2 options, names and defaults right"

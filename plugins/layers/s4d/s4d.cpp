@@ -70,7 +70,9 @@ void S4D::step(ssm::Context&, ssm::Params p, ssm::LayerState& state, const DLTen
 // ------------------------------------------------------ parameters and the SSM
 
 std::vector<ssm::ParamSpec> S4D::specs() const {
-  const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY;
+  // dt, A and B: SSM parameters (lr cap, no weight decay), kept in float32
+  // under mixed precision (the kernel's exp(dt A) loses too much in half).
+  const uint32_t ssm_flags = SSM_PARAM_SSM | SSM_PARAM_NO_WEIGHT_DECAY | SSM_PARAM_KEEP_FP32;
   auto ssm_param = [&](const char* name, std::vector<int64_t> shape) {
     return ssm::ParamSpec{name, std::move(shape), ssm_flags, lr_ssm_, 0.0};
   };

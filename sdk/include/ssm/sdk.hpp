@@ -265,6 +265,13 @@ decltype(auto) dispatch_real(const DLTensor& t, const std::string& what, F&& f) 
   if (is<double>(t)) return f(double{});
   fail(what + " must be float32 or float64, got " + dtype_name(t.dtype), SSM_ERR_UNSUPPORTED);
 }
+// The same for complex tensors: f(std::complex<float>{}) or f(std::complex<double>{}).
+template <class F>
+decltype(auto) dispatch_complex(const DLTensor& t, const std::string& what, F&& f) {
+  if (is<std::complex<float>>(t)) return f(std::complex<float>{});
+  if (is<std::complex<double>>(t)) return f(std::complex<double>{});
+  fail(what + " must be complex64 or complex128, got " + dtype_name(t.dtype), SSM_ERR_UNSUPPORTED);
+}
 inline std::string shape_str(const DLTensor& t) {
   std::string s = "(";
   for (int i = 0; i < t.ndim; ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);

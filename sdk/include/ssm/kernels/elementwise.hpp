@@ -64,12 +64,9 @@ void disc_elementwise_typed(const DLTensor& z, DLTensor* a, DLTensor* beta, DLTe
 template <class F>
 void disc_elementwise(const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta, F f) {
   if (z.device.device_type != kDLCPU) fail("input 'z' must be on the CPU", SSM_ERR_UNSUPPORTED);
-  if (is<std::complex<double>>(z))
-    detail::disc_elementwise_typed<double>(z, a, beta, da, dbeta, f);
-  else if (is<std::complex<float>>(z))
-    detail::disc_elementwise_typed<float>(z, a, beta, da, dbeta, f);
-  else
-    fail("input 'z' has dtype " + dtype_name(z.dtype) + ", expected complex64 or complex128");
+  dispatch_complex(z, "input 'z'", [&](auto tag) {
+    detail::disc_elementwise_typed<typename decltype(tag)::value_type>(z, a, beta, da, dbeta, f);
+  });
 }
 
 }  // namespace ssm::kernels
