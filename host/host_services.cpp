@@ -116,6 +116,9 @@ ssm_status* svc_child_create(void* host_data, int32_t kind, const char* id, cons
   Registry* reg = link ? link->registry : nullptr;
   if (!reg)
     return svc_status_make(nullptr, SSM_ERR_INTERNAL, "child_create: this host table has no plugin registry");
+  if (!out) return svc_status_make(nullptr, SSM_ERR_INVALID_ARGUMENT, "child_create: the ssm_child* is NULL");
+  if (config && !SSM_HAS_FIELD(config, ssm_config, items))
+    return svc_status_make(nullptr, SSM_ERR_INVALID_ARGUMENT, "child_create: the ssm_config's struct_size is too small");
   try {
     KV kv;
     if (config)
@@ -123,7 +126,9 @@ ssm_status* svc_child_create(void* host_data, int32_t kind, const char* id, cons
         if (config->items[i].key && config->items[i].value) kv[config->items[i].key] = config->items[i].value;
     reg->create_child(static_cast<ssm_kind>(kind), id ? id : "", kv, out);
     return nullptr;
-  } catch (const std::exception& e) {
+  } catch (const PluginError& e) {  // the child's own failure, with its code
+    return svc_status_make(nullptr, e.code, e.what());
+  } catch (const std::exception& e) {  // an unknown name, mostly
     return svc_status_make(nullptr, SSM_ERR_NOT_FOUND, e.what());
   }
 }

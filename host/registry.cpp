@@ -55,6 +55,9 @@ static const char* option_type_name(int32_t t) {
 
 // Whether a plugin's table has every slot of ABI 1.0 (its struct_size covers
 // the last 1.0 field); slots of later minors are checked where they are read.
+// No ABI struct will ever be this large: a bigger struct_size is garbage.
+constexpr uint32_t kMaxStructSize = 4096;
+
 static bool iface_complete(ssm_kind kind, const void* iface) {
   switch (kind) {
     case SSM_KIND_LAYER: return SSM_HAS_FIELD(static_cast<const ssm_layer_iface*>(iface), ssm_layer_iface, get_extension);
@@ -244,9 +247,9 @@ void Registry::load_file(const std::string& path_in) {
   // another minor has other-sized elements.
   const ssm_option_desc* o = d->options;
   for (uint32_t i = 0; o && i < d->n_options; ++i, o = SSM_ARRAY_NEXT(ssm_option_desc, o)) {
-    if (!SSM_HAS_FIELD(o, ssm_option_desc, help)) {
+    if (!SSM_HAS_FIELD(o, ssm_option_desc, help) || o->struct_size > kMaxStructSize) {
       issue("plugin '" + id + "': option " + std::to_string(i) + " has struct_size " + std::to_string(o->struct_size) +
-            ", shorter than ABI 1.0");
+            (o->struct_size > kMaxStructSize ? ", not a plausible size" : ", shorter than ABI 1.0"));
       return;
     }
     OptionInfo oi;
@@ -416,7 +419,8 @@ const void* Registry::create_raw(ssm_kind kind, const std::string& name, KV& con
   if (kind == SSM_KIND_LAYER) {
     auto [layer, disc] = resolve_layer(name);
     p = layer;
-    if (!disc.empty()) config["disc"] = disc;  // the suffix picks the scheme
+    // The suffix picks the scheme, through the option the layer declares for it.
+    if (!disc.empty()) config[layer->child_option(SSM_KIND_DISC)->name] = disc;
   } else {
     p = &require(kind, name);
   }
@@ -466,8 +470,9 @@ const void* Registry::create_raw(ssm_kind kind, const std::string& name, KV& con
   if (st && first_use) used_.erase(std::find(used_.begin(), used_.end(), p));
   if (st) {
     std::string msg = std::string(kind_name(kind)) + " '" + name + "' (" + p->path + "): " + st->message;
+    const int32_t code = st->code;
     delete st;
-    throw Error(msg);
+    throw PluginError(code, msg);
   }
   *instance = obj;
   *destroy = destroy_fn;
@@ -500,6 +505,11 @@ std::unique_ptr<TaskObject> Registry::create_task(const std::string& name, KV co
 }
 
 void Registry::create_child(ssm_kind kind, const std::string& name, const KV& config, ssm_child* out) {
+  // An out-struct: the caller's struct_size says how much it has room for.
+  if (!out) throw PluginError(SSM_ERR_INVALID_ARGUMENT, "child_create: the ssm_child* is NULL");
+  if (!SSM_HAS_FIELD(out, ssm_child, instance))
+    throw PluginError(SSM_ERR_INVALID_ARGUMENT, "child_create: the caller's ssm_child has struct_size " +
+                                                     std::to_string(out->struct_size) + ", less than ABI 1.0's (set it)");
   KV cfg = config;
   auto handle = std::make_unique<ChildHandle>();
   switch (kind) {
@@ -518,7 +528,8 @@ void Registry::create_child(ssm_kind kind, const std::string& name, const KV& co
     if (infos_[i].get() == &info) c.desc = libs_[i]->desc;
   c.library_path = info.path.c_str();  // PluginInfo lives as long as the registry
   c.handle = handle.release();
-  std::memcpy(out, &c, std::min<size_t>(out->struct_size ? out->struct_size : sizeof(c), sizeof(c)));
+  c.struct_size = static_cast<uint32_t>(std::min<size_t>(out->struct_size, sizeof(c)));  // what was written
+  std::memcpy(out, &c, c.struct_size);
 }
 
 }  // namespace ssmhost

@@ -32,16 +32,17 @@ namespace {
 
 namespace gc = ssm::gradcheck;
 
-// Gradients must match central finite differences (float64) to this relative
-// error: |fd - backward| / max(|fd|, |backward|, kGradFloor).
+// Gradients must match central finite differences (float64, the SDK's
+// ssm/gradcheck.hpp, h = 1e-6 max(1, |w|)) to this relative error:
+// |fd - backward| / max(|fd|, |backward|, floor).
 constexpr double kGradTol = 1e-5;
-// Below this magnitude a gradient is compared absolutely: relative error is
+// Below the floor a gradient is compared absolutely: relative error is
 // meaningless near zero. The floor grows with the loss: a finite difference
 // cannot resolve gradients below its own rounding error, about
-// kFdResolution * sum|y * probe| (float64 eps / h), and the floor is that
-// resolution divided by the tolerance when larger than kGradFloor.
+// kFdResolution * sum|y * probe| (a few float64 eps / h: s4d at d_model 64
+// measures 0.7 eps / h), so floor = max(kGradFloor, that / kGradTol).
 constexpr double kGradFloor = 1e-3;
-constexpr double kFdResolution = 1e-10;
+constexpr double kFdResolution = 5e-10;
 // --coords default: every coordinate of a tensor up to this many elements,
 // else this many, one at random in each of as many equal parts.
 constexpr size_t kGradAllUpTo = 4096;
@@ -442,7 +443,6 @@ class LayerValidator {
                          uint64_t salt) {
     gc::Options opt;
     opt.floor = floor;
-    if (getenv("VSTEP")) opt.step = atof(getenv("VSTEP"));  // TEMP
     opt.coords = coords_for(values.size(), salt);
     const gc::Result r = gc::check(values, analytic, loss, opt);
     const std::string over = r.checked == r.size ? "all " + std::to_string(r.size)
@@ -488,6 +488,7 @@ class LayerValidator {
           return "dx and " + std::to_string(specs_.size()) + " parameter gradients written, all finite";
         }))
       return;
+    reference_ = true;
 
     loss();
     double loss_scale = 0;  // sum |y * probe|: what the loss's rounding error grows with
@@ -511,11 +512,11 @@ class LayerValidator {
     Tensors<float> init(shapes_, std::numeric_limits<float>::quiet_NaN());
     if (!param_init(init)) return;
     // The float64 run's parameters (float32-exact) when there was one.
-    const bool compare = P64_ != nullptr;
-    const Tensors<float> p = compare ? convert<float>(*P64_) : Tensors<float>(init);
+    const bool compare = reference_;
+    const Tensors<float> p = P64_ ? convert<float>(*P64_) : Tensors<float>(init);
     const Tensors<float> probe = convert<float>(*probe_);
     Tensors<float> x = convert<float>(*x_);
-    const char* no_reference = " (float64 is not served: no comparison)";
+    const char* no_reference = " (no float64 reference: not served, or its forward or backward failed)";
 
     report_.run("forward float32", [&] {
       Tensors<float> yi = one<float>(xshape_, NAN), yt = one<float>(xshape_, NAN);
@@ -738,6 +739,7 @@ class LayerValidator {
   std::vector<std::vector<int64_t>> shapes_;
   std::unique_ptr<Tensors<double>> x_, probe_, x_rec_, x_long_, probe_long_;
   std::unique_ptr<Tensors<double>> P64_;  // the float64 parameters (float32-exact), once param_init passed
+  bool reference_ = false;                // float64 forward and backward passed: float32 is compared with them
 };
 
 int validate_layer(Registry& reg, const std::string& name, const KV& config, const LayerSetup& s, Report& report) {
@@ -1137,27 +1139,32 @@ std::string validate_help() {
        "           a random (B, L, H) input (2, 16, d_model = 8 by default) writes a finite y;\n"
        "           backward writes finite dx and parameter gradients.\n"
        "           gradient X (float64): backward against central finite differences, h =\n"
-       "             1e-6 max(1, |w|), error |fd - backward| / max(|fd|, |backward|, "
-    << num(kGradFloor)
-    << "),\n"
+       "             1e-6 max(1, |w|), error |fd - backward| / max(|fd|, |backward|, floor),\n"
        "             fails above "
-    << num(kGradTol)
-    << "; every coordinate of a tensor up to 4096 elements, else 512\n"
-       "             spread over it (--coords).\n"
+    << num(kGradTol) << ". floor = max(" << num(kGradFloor) << ", " << num(kFdResolution)
+    << " sum|y probe| / " << num(kGradTol)
+    << "):\n"
+       "             a finite difference cannot resolve gradients below its own rounding\n"
+       "             error, which grows with the loss. Every coordinate of a tensor up to\n"
+       "             "
+    << kGradAllUpTo << " elements, else " << kGradSample << " spread over it (--coords).\n"
        "           forward / backward float32: against float64 on the same inputs (float64\n"
        "             values rounded to float32), relative to the float64 tensor's max |value|:\n"
        "             y (inference and training) within "
-    << num(kForward32Tol) << ", dx and every parameter gradient within " << num(kBackward32Tol)
-    << ".\n"
+    << num(kForward32Tol) << ", dx and every parameter gradient\n"
+    << "             within " << num(kBackward32Tol)
+    << "; a failure names the tensor and coordinate, with both values.\n"
        "           backward accumulates: a second backward adds to the parameter gradients (+=)\n"
-       "             and overwrites dx.\n"
+       "             and overwrites dx (within "
+    << num(kAccum64Tol) << " in float64, " << num(kAccum32Tol) << " in float32).\n"
        "           recurrent: state_create, then step token by token on its own input of\n"
        "             max(L, 256) tokens (--recurrent-len) equals forward within "
     << num(kStep64Tol) << " (float64),\n"
        "             "
     << num(kStep32Tol)
-    << " (float32) relative to max |y|; a failure names the first token t, batch b\n"
-       "             and channel h above it, with both values. SKIP when the layer has none.\n"
+    << " (float32) relative to max |y|; a failure names the first token t,\n"
+       "             batch b and channel h above it, with both values. SKIP when the layer\n"
+       "             has none.\n"
        "           long sequence: forward (inference and training) and backward at B = 1,\n"
        "             L = "
     << kLongLen

@@ -34,6 +34,7 @@ function(ssm_add_plugin name)
   target_link_libraries(${name} PRIVATE SSM::sdk ${ARG_LIBRARIES})
   set_target_properties(${name} PROPERTIES
     PREFIX ""
+    C_VISIBILITY_PRESET hidden
     CXX_VISIBILITY_PRESET hidden
     CUDA_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON

@@ -112,7 +112,9 @@ inline double relative_error(double fd, double analytic, double floor) {
 }
 
 // Checks analytic[0..n) against central differences of loss() in w[0..n).
-// W and A may be float or double; loss must read w each time it is called.
+// loss must read w each time it is called. W and A may be float or double,
+// but perturb float64 values: a float32 w cannot hold a step of 1e-6 (keep a
+// float64 copy and let loss write it into the float32 tensor).
 template <class W, class A, class Loss>
 Result check(W* w, const A* analytic, size_t n, Loss&& loss, const Options& opt = {}) {
   Result r;
