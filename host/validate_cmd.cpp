@@ -18,6 +18,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <omp.h>
 #include <random>
 #include <sstream>
 #include <tuple>
@@ -1226,6 +1227,12 @@ int run_validate(const std::vector<std::string>& args) {
       throw UsageError("--coords must be all, auto or a positive number, got '" + coords + "'");
     setup.coords_n = static_cast<size_t>(n);
   }
+
+  // One thread, as ctx.threads = 1 tells the plugins: also for the OpenMP
+  // runtime they share with the host, so that plugins that parallelise
+  // regardless are deterministic here and small parallel regions do not spin
+  // against a busy machine (the checks call forward thousands of times).
+  omp_set_num_threads(1);
 
   Registry reg;
   load_registry(reg, vm);
