@@ -385,6 +385,7 @@ class LayerValidator {
         text += (text.empty() ? "" : ", ") + p.name + " " + shape_text(p.shape);
         if (p.flags & SSM_PARAM_SSM) text += " [ssm]";
         if (p.flags & SSM_PARAM_NO_WEIGHT_DECAY) text += " [no wd]";
+        if (p.flags & SSM_PARAM_KEEP_FP32) text += " [keep fp32]";
         if (p.lr_max > 0) text += " [lr <= " + num(p.lr_max) + "]";
         if (p.weight_decay >= 0) text += " [wd " + num(p.weight_decay) + "]";
       }

@@ -87,12 +87,12 @@ ssm_sdk_test(validate_detects_broken_layer validate_broken_layer.sh
 # the discretizations themselves, and the SDK's examples.
 foreach(id s4dz s4db zoh bilinear)
   add_test(NAME validate_${id} COMMAND $<TARGET_FILE:ssmhost> validate ${id})
-  set_tests_properties(validate_${id} PROPERTIES LABELS sdk ENVIRONMENT "OMP_NUM_THREADS=1")
+  set_tests_properties(validate_${id} PROPERTIES LABELS sdk)
 endforeach()
 # The SDK's examples as built in the tree by tests/plugins/sdk_examples.
 foreach(example moving_average residual_wrapper)
   add_test(NAME validate_example_${example}
     COMMAND $<TARGET_FILE:ssmhost> validate example_${example}
             --plugin-path $<TARGET_FILE:ssm_example_${example}>)
-  set_tests_properties(validate_example_${example} PROPERTIES LABELS sdk ENVIRONMENT "OMP_NUM_THREADS=1")
+  set_tests_properties(validate_example_${example} PROPERTIES LABELS sdk)
 endforeach()
