@@ -19,6 +19,7 @@
 #include "model.hpp"
 #include "optimizer.hpp"
 #include "runlog.hpp"
+#include "task_names.hpp"
 
 namespace ssmhost {
 
@@ -47,14 +48,6 @@ std::string duration_text(double s) {
   return buf;
 }
 
-const char* metric_name(int32_t metric) {
-  switch (metric) {
-    case SSM_METRIC_ACCURACY: return "accuracy";
-    case SSM_METRIC_BPC: return "bpc";
-    case SSM_METRIC_MSE: return "mse";
-  }
-  return "metric";
-}
 bool higher_is_better(int32_t metric) { return metric == SSM_METRIC_ACCURACY; }
 
 // One batch's buffers, shaped from the task's description.

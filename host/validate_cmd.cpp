@@ -25,6 +25,7 @@
 
 #include "commands.hpp"
 #include "registry.hpp"
+#include "task_names.hpp"
 
 namespace po = boost::program_options;
 
@@ -904,30 +905,6 @@ int validate_disc(Registry& reg, const std::string& name, const KV& config, uint
 }
 
 // ------------------------------------------------------------------- task
-
-const char* input_kind_name(int32_t k) {
-  return k == SSM_INPUT_TOKENS ? "tokens" : k == SSM_INPUT_REAL ? "real" : "?";
-}
-const char* readout_name(int32_t r) {
-  switch (r) {
-    case SSM_READOUT_MEAN: return "mean";
-    case SSM_READOUT_LAST: return "last";
-    case SSM_READOUT_LAST_M: return "last_m";
-    case SSM_READOUT_ALL: return "all";
-  }
-  return "?";
-}
-const char* loss_name(int32_t l) {
-  return l == SSM_LOSS_CROSS_ENTROPY ? "cross_entropy" : l == SSM_LOSS_MSE ? "mse" : "?";
-}
-const char* metric_name(int32_t m) {
-  switch (m) {
-    case SSM_METRIC_ACCURACY: return "accuracy";
-    case SSM_METRIC_BPC: return "bpc";
-    case SSM_METRIC_MSE: return "mse";
-  }
-  return "?";
-}
 
 // One batch's buffers, shaped as the trainer shapes them: x (B, L) int32 or
 // (B, L, C) float32; y (B, T) int32 (cross-entropy) or (B, T, n_out) float32
