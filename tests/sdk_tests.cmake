@@ -96,3 +96,22 @@ foreach(example moving_average residual_wrapper)
             --plugin-path $<TARGET_FILE:ssm_example_${example}>)
   set_tests_properties(validate_example_${example} PROPERTIES LABELS sdk)
 endforeach()
+
+# --- every discretization, alone and as S4D's by its suffix (issue 7)
+
+# The schemes validate on their own, and s4d + each suffix validates. Forward
+# Euler (dirac, e) is stable only while |1 + dt A| < 1, i.e. dt < 2|Re A|/|A|^2
+# for every mode: with the default S4D-Lin init and d_state 64 that is
+# dt < 1/(1/4 + (31 pi)^2) ~ 1.05e-4, far below dt_min (the recurrence blows
+# up and validate fails, as it should). It is validated with S4D-Real
+# (A = -(n+1), n < 32: dt < 2/32) and dt_max = 0.05, stable for every seed.
+foreach(id dirac backward_euler async)
+  add_test(NAME validate_${id} COMMAND $<TARGET_FILE:ssmhost> validate ${id})
+  set_tests_properties(validate_${id} PROPERTIES LABELS sdk)
+endforeach()
+foreach(spec "z;zoh" "b;bilinear" "e;dirac;--set;init=real;--set;dt_max=0.05" "i;backward_euler" "a;async")
+  list(POP_FRONT spec suffix disc)
+  add_test(NAME validate_s4d_${disc} COMMAND $<TARGET_FILE:ssmhost> validate s4d${suffix} ${spec})
+  set_tests_properties(validate_s4d_${disc} PROPERTIES LABELS sdk
+    PASS_REGULAR_EXPRESSION "with discretization '${disc}'.*[0-9]+ passed, 0 failed")
+endforeach()

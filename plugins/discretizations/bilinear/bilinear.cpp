@@ -1,18 +1,15 @@
 // Bilinear (Tustin): a = (1 + z/2)/(1 - z/2), beta = 1/(1 - z/2) (docs/math.md §0).
+// The generalized bilinear family with alpha = 1/2 (ssm/ext/disc_gbt.h).
+#include <ssm/ext/disc_gbt.h>
 #include <ssm/kernels/elementwise.hpp>
 #include <ssm/sdk.hpp>
 
 #include <complex>
+#include <cstring>
 
 namespace {
 
-using cd = std::complex<double>;
-
-ssm::kernels::DiscPoint bilinear_point(cd z) {
-  const cd beta = 1.0 / (1.0 - z / 2.0);
-  const cd beta2 = beta * beta;
-  return {(1.0 + z / 2.0) * beta, beta, beta2, 0.5 * beta2};
-}
+constexpr double kAlpha = 0.5;
 
 class Bilinear : public ssm::Discretization {
  public:
@@ -20,7 +17,12 @@ class Bilinear : public ssm::Discretization {
   static std::vector<ssm::Option> options() { return {}; }
   explicit Bilinear(const ssm::Config&) {}
   void eval(ssm::Context&, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) override {
-    ssm::kernels::disc_elementwise(z, a, beta, da, dbeta, bilinear_point);
+    ssm::kernels::disc_elementwise(z, a, beta, da, dbeta,
+                                   [](std::complex<double> zi) { return ssm::kernels::gbt_point(zi, kAlpha); });
+  }
+  const void* extension(const char* id) override {
+    static const ssm_disc_gbt gbt{sizeof(ssm_disc_gbt), kAlpha};
+    return id && std::strcmp(id, SSM_EXT_DISC_GBT) == 0 ? &gbt : nullptr;
   }
 };
 

@@ -29,7 +29,7 @@ S4D::S4D(const ssm::Config& cfg)
   if (!(lr_ssm_ >= 0)) ssm::fail("option 'lr_ssm' must be >= 0, got " + cfg.str("lr_ssm"));
   if (!(dropout_ >= 0 && dropout_ < 1)) ssm::fail("option 'dropout' must be in [0, 1), got " + cfg.str("dropout"));
   N2_ = N_ / 2;
-  disc_ = ssm::DiscChild(cfg.str("disc"));
+  disc_ = ssm::DiscChild(cfg.str("disc"), cfg);  // the scheme gets our options too (--tau)
 }
 
 // ------------------------------------------------------------ the entry points

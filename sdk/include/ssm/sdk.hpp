@@ -513,11 +513,21 @@ class Child {
   ssm_child c_{};
 };
 
+// A child's options: the parent's, less what the host sets per plugin.
+inline ConfigBuilder child_config(const Config& parent, const std::map<std::string, std::string>& overrides = {}) {
+  std::map<std::string, std::string> values = parent.values();
+  for (auto& kv : overrides) values[kv.first] = kv.second;
+  values.erase("plugin_name");
+  return ConfigBuilder(values);
+}
+
 // A discretization scheme created through the host: `ssm::DiscChild d("zoh");`
 class DiscChild {
  public:
   DiscChild() = default;
   explicit DiscChild(const std::string& id, ConfigBuilder config = {}) : child_(SSM_KIND_DISC, id, std::move(config)) {}
+  // With the parent's options (e.g. async's --tau reaches the scheme a layer creates).
+  DiscChild(const std::string& id, const Config& parent_config) : DiscChild(id, child_config(parent_config)) {}
   void eval(const ssm_ctx* ctx, const DLTensor& z, DLTensor* a, DLTensor* beta, DLTensor* da, DLTensor* dbeta) const {
     const auto& f = child_.iface<ssm_disc_iface>();
     check(f.eval(child_.instance(), ctx, &z, a, beta, da, dbeta), "discretization");
@@ -580,10 +590,7 @@ class LayerChild {
   LayerChild(const std::string& id, const Config& parent_config, std::string prefix,
              const std::map<std::string, std::string>& overrides = {})
       : prefix_(std::move(prefix)) {
-    std::map<std::string, std::string> values = parent_config.values();
-    for (auto& kv : overrides) values[kv.first] = kv.second;
-    values.erase("plugin_name");  // the host sets the child's own
-    child_ = Child(SSM_KIND_LAYER, id, ConfigBuilder(values));
+    child_ = Child(SSM_KIND_LAYER, id, child_config(parent_config, overrides));
     id_ = child_.id(id);
     uint32_t n = f().param_count(child_.instance());
     for (uint32_t i = 0; i < n; ++i) {

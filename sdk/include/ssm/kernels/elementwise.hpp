@@ -4,8 +4,16 @@
 //
 //   ssm::kernels::disc_elementwise(z, a, beta, da, dbeta,
 //       [](std::complex<double> z) { return ssm::kernels::DiscPoint{...}; });
+//
+// It also holds the two families of schemes the built-in plugins share
+// (docs/math.md §0), each also declared to layers through an extension:
+//   gbt_point(z, alpha)  generalized bilinear (ssm/ext/disc_gbt.h): forward
+//                        Euler (alpha 0), bilinear (1/2), backward Euler (1)
+//   exp_point(z, tau)    a = e^{tau z}, beta = phi(z) (ssm/ext/disc_exp.h):
+//                        ZOH (tau 1), "async" (tau its option)
 #pragma once
 
+#include <ssm/kernels/phi.hpp>
 #include <ssm/sdk.hpp>
 
 #include <complex>
@@ -17,6 +25,28 @@ namespace ssm::kernels {
 struct DiscPoint {
   std::complex<double> a, beta, da, dbeta;
 };
+
+// The generalized bilinear family, for alpha in [0, 1]:
+//   a = (1 + (1 - alpha) z)/(1 - alpha z),  beta = 1/(1 - alpha z),
+//   a' = 1/(1 - alpha z)^2,                 beta' = alpha/(1 - alpha z)^2.
+// No cancellation anywhere; the only pole, z = 1/alpha, has Re z > 0.
+// alpha = 0 gives a = 1 + z, beta = 1, a' = 1, beta' = 0 exactly.
+inline DiscPoint gbt_point(std::complex<double> z, double alpha) {
+  const std::complex<double> beta = 1.0 / (1.0 - alpha * z);
+  const std::complex<double> beta2 = beta * beta;
+  return {(1.0 + (1.0 - alpha) * z) * beta, beta, beta2, alpha * beta2};
+}
+
+// The exponential family: a = e^{tau z}, a' = tau e^{tau z}, beta = phi(z),
+// beta' = phi'(z) (not tau-scaled), phi by the stable forms of phi.hpp.
+// tau = 1 is ZOH (a' = a = e^z).
+inline DiscPoint exp_point(std::complex<double> z, double tau) {
+  const std::complex<double> ez = std::exp(z);
+  const PhiPoint p = phi_point(z, ez);
+  if (tau == 1.0) return {ez, p.phi, ez, p.dphi};
+  const std::complex<double> a = std::exp(tau * z);
+  return {a, p.phi, tau * a, p.dphi};
+}
 
 namespace detail {
 
