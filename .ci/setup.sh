@@ -6,8 +6,8 @@ packages=(
   build-essential cmake pkg-config git
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libeigen3-dev libfftw3-dev libhdf5-dev hdf5-tools catch2 libdlpack-dev zlib1g-dev
-  abigail-tools clang libc++-dev libc++abi-dev python3-h5py
-  dataset-fashion-mnist
+  abigail-tools clang libc++-dev libc++abi-dev python3-h5py python3-pandas gnuplot-nox
+  dataset-fashion-mnist fortunes
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,10 +7,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <array>
 #include <set>
+#include <sstream>
 
 #include "error.hpp"
 #include "h5util.hpp"
+#include "runlock.hpp"
 
 namespace ssmhost {
 
@@ -21,7 +24,52 @@ const char* const kFormatAttr = "ssmhost_checkpoint";
 const char* const kNamesDataset = "array_names";  // the arrays' names, in order
 const char* const kArraysGroup = "arrays";        // arrays/<name> per array
 
+const char* const kChecksumAttr = "crc32";       // on each array: CRC-32 of its float32 values
+const char* const kMetaChecksumAttr = "meta_crc32";  // at the root: CRC-32 of everything else
+
 std::string where_of(const std::string& path) { return "checkpoint '" + path + "'"; }
+
+// CRC-32 (IEEE 802.3, as zlib's crc32), over little-endian bytes.
+uint32_t crc32_update(uint32_t crc, const void* data, size_t size) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  const auto* p = static_cast<const unsigned char*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+uint32_t array_checksum(const NamedArray& array) {
+  static_assert(sizeof(float) == 4, "float32");
+  return crc32_update(0, array.data.data(), array.data.size() * sizeof(float));  // x86-64, aarch64: little-endian
+}
+
+// Everything but the arrays' values, in a fixed text form: the root
+// attributes, /config, /trainer_state, the names and shapes of the arrays.
+// (HDF5 checksums its own metadata, but not the strings of /config nor the
+// list of names, which it keeps in unchecked heaps and datasets.)
+uint32_t meta_checksum(const CheckpointData& data) {
+  std::ostringstream text;
+  text.precision(17);
+  text << "step=" << data.step << "\nepoch=" << data.epoch << "\nseed=" << data.seed
+       << "\ndata_index=" << data.data_index << "\n";
+  for (const auto& [name, value] : data.config) text << "config:" << name << "=" << value << "\n";
+  for (const auto& [name, value] : data.trainer_state) text << "state:" << name << "=" << value << "\n";
+  for (const auto& array : data.arrays) {
+    text << "array:" << array.name << "(";
+    for (int64_t d : array.shape) text << d << ",";
+    text << ")\n";
+  }
+  const std::string s = text.str();
+  return crc32_update(0, s.data(), s.size());
+}
 
 // Removes the temporary file unless the save got as far as the rename.
 class TempFile {
@@ -134,6 +182,7 @@ void write_array(hid_t arrays_group, hid_t lcpl, const NamedArray& array, const 
   if (!array.data.empty())
     h5::check_status(
         H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.data.data()), where, what);
+  h5::set_attr_uint64(dataset.get(), kChecksumAttr, array_checksum(array), where);
 }
 
 NamedArray read_array(hid_t arrays_group, const std::string& name, const std::string& where) {
@@ -160,6 +209,11 @@ NamedArray read_array(hid_t arrays_group, const std::string& name, const std::st
   if (count > 0)
     h5::check_status(
         H5Dread(dataset.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, array.data.data()), where, what);
+  // Checkpoints written before checksums (ssmhost 0.2) have none to check.
+  if (h5::has_attr(dataset.get(), kChecksumAttr) &&
+      h5::get_attr_uint64(dataset.get(), kChecksumAttr, where) != array_checksum(array))
+    throw Error(where + ": array '" + name + "' is damaged: its values do not match their checksum (flipped bits on "
+                "disk?); resume from an older checkpoint or start the run again");
   return array;
 }
 
@@ -198,6 +252,7 @@ void write_checkpoint_file(const std::string& file_path, const CheckpointData& d
   h5::set_attr_int64(root, "epoch", data.epoch, where);
   h5::set_attr_uint64(root, "seed", data.seed, where);
   h5::set_attr_uint64(root, "data_index", data.data_index, where);
+  h5::set_attr_uint64(root, kMetaChecksumAttr, meta_checksum(data), where);
   {
     h5::Handle config = h5::create_group(root, "config", where);
     for (const auto& [name, value] : data.config) h5::set_attr_string(config.get(), name, value, where);
@@ -226,6 +281,7 @@ void save_checkpoint(const std::string& path, const CheckpointData& data) {
   for (const auto& array : data.arrays) check_array(array, where);
   check_names_distinct(data.arrays, where);
 
+  remove_stale_temp_files(path);  // left by runs killed while they saved
   TempFile temp(path + ".tmp-" + std::to_string(::getpid()));
   write_checkpoint_file(temp.path(), data, where);
   sync_file(temp.path(), where);
@@ -271,6 +327,9 @@ CheckpointData load_checkpoint(const std::string& path) {
   std::vector<std::string> names = read_names(root, where);
   h5::Handle arrays = h5::open_group(root, kArraysGroup, where);
   for (const auto& name : names) data.arrays.push_back(read_array(arrays.get(), name, where));
+  if (h5::has_attr(root, kMetaChecksumAttr) && h5::get_attr_uint64(root, kMetaChecksumAttr, where) != meta_checksum(data))
+    throw Error(where + ": damaged: its step, options or list of arrays do not match their checksum (flipped bits on "
+                "disk?); resume from an older checkpoint or start the run again");
   return data;
 }
 

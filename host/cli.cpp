@@ -43,6 +43,8 @@ const char* kIntro =
     "  ssmhost list                                          every plugin found\n"
     "  ssmhost info s4d                                      what a plugin is and its options\n"
     "  ssmhost report runs/selective_copy-s4dz-*.h5         a run's configuration and summary\n"
+    "  ssmhost report runs/ --sort -best                     every run as one table, best first\n"
+    "  ssmhost plot runs/ --metric accuracy --out acc.png    eval accuracy of every run on one chart\n"
     "\n";
 
 std::string general_help() {
@@ -198,6 +200,27 @@ void print_serves(Registry& reg, const PluginInfo& p, const std::string& name) {
   std::cout << "\nServes: " << served << "\n";
 }
 
+// A task's run defaults: what `--task ID` alone trains with. They sit below
+// --preset, --config and the command line, which win.
+void print_run_defaults(Registry& reg, const PluginInfo& p) {
+  if (p.kind != SSM_KIND_TASK) return;
+  std::cout << "\nRun defaults (`ssmhost --task " << p.id
+            << "` alone trains with these; --preset, --config and the command line win,\n"
+               "and giving --steps clears a default --epochs and the other way round):\n";
+  try {
+    KV defaults = reg.create_task(p.id, {})->run_defaults();
+    if (defaults.empty()) std::cout << "  (none: the host's defaults, `ssmhost help train`)\n";
+    for (const auto& kv : defaults) {
+      std::string flag = "--" + kv.first;
+      for (char& c : flag)
+        if (c == '_') c = '-';
+      std::printf("  %-20s %s\n", flag.c_str(), kv.second.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::cout << "  unknown: the task could not be created with its defaults (" << e.what() << ")\n";
+  }
+}
+
 int run_info(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("id", 1);
@@ -257,6 +280,7 @@ int run_info(const std::vector<std::string>& args) {
     std::printf("  %-20s %-7s %-20s %s\n", flag.c_str(), type.c_str(), def.c_str(), help.c_str());
   }
   print_serves(reg, *p, id);
+  print_run_defaults(reg, *p);
   return 0;
 }
 
@@ -282,7 +306,12 @@ const std::vector<Subcommand>& subcommands() {
       {"train", "train a model on a task and write an HDF5 run log (the default)", run_train, train_help},
       {"list", "list the plugins found (--format tsv for tools)", run_list, list_help},
       {"info", "describe one plugin and all of its options", run_info, info_help},
-      {"report", "print a run log's configuration and summary", run_report, report_help},
+      {"report", "one run log in detail, or many as a table (--sort, --filter, --format, --follow)", run_report,
+       report_help},
+      {"plot", "training curves or results of runs as an SVG or PNG chart", run_plot, plot_help},
+      {"bench", "median training step, inference time and peak memory per layer and length", run_bench,
+       bench_help},
+      {"sweep", "train the cross product of option lists, one log each (--jobs, --index)", run_sweep, sweep_help},
       {"validate", "check a plugin: create it, run it, check its gradients", run_validate, validate_help},
       {"help", "help on a subcommand", run_help, help_help},
   };
@@ -366,7 +395,7 @@ int cli_main(int argc, char** argv) {
         if (a == "--help" || a == "-h") return run_help({});
       return run_train(args);
     }
-    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, validate, help " +
+    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, plot, bench, sweep, validate, help " +
                      "(`ssmhost --help` explains them)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ssmhost: error: %s\n", e.what());

@@ -34,5 +34,11 @@ int run_report(const std::vector<std::string>& args);
 std::string report_help();
 int run_validate(const std::vector<std::string>& args);
 std::string validate_help();
+int run_plot(const std::vector<std::string>& args);
+std::string plot_help();
+int run_bench(const std::vector<std::string>& args);
+std::string bench_help();
+int run_sweep(const std::vector<std::string>& args);
+std::string sweep_help();
 
 }  // namespace ssmhost

@@ -2,6 +2,11 @@
 
 namespace ssmhost::h5 {
 
+namespace {
+// Before any other HDF5 call (a static initializer): see h5util.hpp.
+[[maybe_unused]] const herr_t g_dont_atexit = H5dont_atexit();
+}  // namespace
+
 Handle& Handle::operator=(Handle&& other) noexcept {
   if (this != &other) {
     reset();
@@ -37,6 +42,17 @@ herr_t keep_first_description(unsigned n, const H5E_error2_t* entry, void* out) 
 std::string last_error_detail() {
   std::string detail;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, keep_first_description, &detail);
+  // The sec2 driver's I/O errors are long ("file write failed: time = ...,
+  // filename = ..., errno = 28, error message = 'No space left on device',
+  // buf = ..."): keep what went wrong and the system's reason.
+  const std::string key = "error message = '";
+  const size_t at = detail.find(key);
+  if (at != std::string::npos) {
+    const size_t end = detail.find('\'', at + key.size());
+    const size_t colon = detail.find(':');
+    if (end != std::string::npos && colon != std::string::npos && colon < at)
+      detail = detail.substr(0, colon) + ": " + detail.substr(at + key.size(), end - at - key.size());
+  }
   return detail;
 }
 
@@ -256,6 +272,56 @@ std::vector<double> read_column(hid_t loc, const std::string& name, const std::s
   if (size > 0)
     check_status(H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where,
                  what);
+  return values;
+}
+
+}  // namespace ssmhost::h5
+
+namespace ssmhost::h5 {
+
+void write_int64s(hid_t loc, const std::string& name, const std::vector<int64_t>& values, const std::string& where) {
+  const std::string what = "cannot write dataset '" + name + "'";
+  hsize_t n = values.size();
+  Handle space = check_id(H5Screate_simple(1, &n, nullptr), H5Sclose, where, what);
+  Handle dataset = check_id(H5Dcreate2(loc, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT),
+                            H5Dclose, where, what);
+  if (n > 0)
+    check_status(H5Dwrite(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where, what);
+}
+
+void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& where) {
+  const std::string what = "cannot write dataset '" + name + "'";
+  hsize_t n = values.size();
+  Handle type = utf8_string_type(where);
+  Handle space = check_id(H5Screate_simple(1, &n, nullptr), H5Sclose, where, what);
+  Handle dataset = check_id(H5Dcreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT),
+                            H5Dclose, where, what);
+  std::vector<const char*> text;
+  for (const std::string& v : values) text.push_back(v.c_str());
+  if (n > 0)
+    check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, text.data()), where, what);
+}
+
+std::vector<std::string> read_strings(hid_t loc, const std::string& name, const std::string& where) {
+  const std::string what = "cannot read dataset '" + name + "'";
+  Handle dataset = check_id(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), H5Dclose, where, what);
+  Handle space = check_id(H5Dget_space(dataset.get()), H5Sclose, where, what);
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(where + ": dataset '" + name + "' is not 1-D");
+  hsize_t n = 0;
+  check_status(H5Sget_simple_extent_dims(space.get(), &n, nullptr), where, what);
+  Handle file_type = check_id(H5Dget_type(dataset.get()), H5Tclose, where, what);
+  if (H5Tget_class(file_type.get()) != H5T_STRING || H5Tis_variable_str(file_type.get()) <= 0)
+    throw Error(where + ": dataset '" + name + "' does not hold variable-length strings");
+  std::vector<std::string> values;
+  if (n == 0) return values;
+  Handle type = utf8_string_type(where);
+  std::vector<char*> raw(n, nullptr);
+  check_status(H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), where, what);
+  for (char* v : raw) values.push_back(v ? v : "");
+  H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, raw.data());
   return values;
 }
 

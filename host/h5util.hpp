@@ -33,6 +33,13 @@ class Handle {
   // must know whether the file reached the disk checks this).
   herr_t close();
   void reset() { close(); }
+  // Gives the id up without closing it (a file whose writes failed is left
+  // alone rather than closed: closing would write to it again).
+  hid_t release() {
+    hid_t id = id_;
+    id_ = H5I_INVALID_HID;
+    return id;
+  }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -109,5 +116,15 @@ Handle create_column(hid_t group, const std::string& name, hid_t file_type, hsiz
 void append_to_column(hid_t dataset, hid_t mem_type, const void* values, size_t n, const std::string& where);
 // Reads a whole 1-D numeric dataset, converted to double by HDF5.
 std::vector<double> read_column(hid_t loc, const std::string& name, const std::string& where);
+// Fixed-size 1-D datasets written at once: int64 and UTF-8 strings.
+void write_int64s(hid_t loc, const std::string& name, const std::vector<int64_t>& values, const std::string& where);
+void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
+                   const std::string& where);
+std::vector<std::string> read_strings(hid_t loc, const std::string& name, const std::string& where);
+
+// ssmhost closes every HDF5 object it opens. HDF5's own exit-time cleanup
+// (H5close from atexit) is turned off when this library is loaded: after a
+// failed write (a full disk) a file can stay open in the library, and that
+// cleanup would then crash the process on its way out (HDF5 1.10).
 
 }  // namespace ssmhost::h5

@@ -1,9 +1,17 @@
 #include "runlog.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -12,6 +20,7 @@
 
 #include "error.hpp"
 #include "h5util.hpp"
+#include "runlock.hpp"
 
 namespace ssmhost {
 
@@ -64,6 +73,15 @@ bool file_exists(const std::string& path) {
   return stat(path.c_str(), &info) == 0;
 }
 
+// Makes a rename durable. Best effort: some file systems refuse it.
+void sync_directory_of(const std::string& path) {
+  int fd = ::open(parent_directory(path).c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
 std::string format_number(double value) {
   std::ostringstream out;
   out.precision(17);
@@ -108,14 +126,16 @@ struct RunLog::Impl {
   std::string path;
   std::string where;
   bool open = false;
+  bool failed = false;  // a write failed: the file is left as the last good flush made it
 
   h5::Handle file;
   std::map<std::string, h5::Handle> train_columns;  // name -> dataset
   std::map<std::string, h5::Handle> eval_columns;
   std::vector<std::string> eval_extra_metrics;
 
-  std::vector<TrainRow> pending_train;
+  std::vector<TrainRow> pending_train;  // appended since the last good flush
   std::vector<EvalRow> pending_eval;
+  hsize_t train_flushed = 0, eval_flushed = 0;  // rows in the file as of the last good flush
   double flush_interval_s = 10.0;
   std::chrono::steady_clock::time_point last_flush;
 
@@ -124,6 +144,7 @@ struct RunLog::Impl {
 
   void build(const RunLogSetup& setup);
   void write_pending();
+  void abandon();
   void close_swmr_file();
   void write_closing_attrs();
 };
@@ -166,50 +187,84 @@ void RunLog::Impl::build(const RunLogSetup& setup) {
 
   // Exists from the start so that every run log has it; filled by close().
   h5::create_group(root, "summary", where);
+
+  // What happened to the run as a whole (a resume), known when the file is made.
+  h5::Handle events = h5::create_group(root, "events", where);
+  std::vector<int64_t> steps;
+  std::vector<std::string> times, kinds, details;
+  for (const RunEvent& e : setup.events) {
+    steps.push_back(e.step);
+    times.push_back(e.time);
+    kinds.push_back(e.kind);
+    details.push_back(e.detail);
+  }
+  h5::write_int64s(events.get(), "step", steps, where);
+  h5::write_strings(events.get(), "time", times, where);
+  h5::write_strings(events.get(), "kind", kinds, where);
+  h5::write_strings(events.get(), "detail", details, where);
 }
 
 namespace {
 
+// Appends to a 1-D dataset what it lacks of `values`, the rows pending since
+// the last good flush (`flushed` rows before them): a flush that failed half
+// way (some columns extended, others not) is redone without duplicates.
+void append_missing(const h5::Handle& dataset, hid_t mem_type, const void* values, size_t elem_size, size_t n,
+                    hsize_t flushed, const std::string& where) {
+  hsize_t size = 0;
+  {
+    h5::Handle space = h5::check_id(H5Dget_space(dataset.get()), H5Sclose, where, "cannot append to a dataset");
+    h5::check_status(H5Sget_simple_extent_dims(space.get(), &size, nullptr), where, "cannot append to a dataset");
+  }
+  if (size < flushed) throw Error(where + ": a column is shorter than the rows already flushed");
+  const size_t done = static_cast<size_t>(size - flushed);
+  if (done >= n) return;
+  h5::append_to_column(dataset.get(), mem_type, static_cast<const char*>(values) + done * elem_size, n - done, where);
+}
+
 template <class Row>
-void append_ints(const h5::Handle& dataset, const std::vector<Row>& rows, int64_t Row::*member,
+void append_ints(const h5::Handle& dataset, const std::vector<Row>& rows, int64_t Row::*member, hsize_t flushed,
                  const std::string& where) {
   std::vector<int64_t> values;
   values.reserve(rows.size());
   for (const auto& row : rows) values.push_back(row.*member);
-  h5::append_to_column(dataset.get(), H5T_NATIVE_INT64, values.data(), values.size(), where);
+  append_missing(dataset, H5T_NATIVE_INT64, values.data(), sizeof(int64_t), values.size(), flushed, where);
 }
 
-void append_reals(const h5::Handle& dataset, const std::vector<double>& values, const std::string& where) {
-  h5::append_to_column(dataset.get(), H5T_NATIVE_DOUBLE, values.data(), values.size(), where);
+void append_reals(const h5::Handle& dataset, const std::vector<double>& values, hsize_t flushed,
+                  const std::string& where) {
+  append_missing(dataset, H5T_NATIVE_DOUBLE, values.data(), sizeof(double), values.size(), flushed, where);
 }
 
 template <class Row>
-void append_reals(const h5::Handle& dataset, const std::vector<Row>& rows, double Row::*member,
+void append_reals(const h5::Handle& dataset, const std::vector<Row>& rows, double Row::*member, hsize_t flushed,
                   const std::string& where) {
   std::vector<double> values;
   values.reserve(rows.size());
   for (const auto& row : rows) values.push_back(row.*member);
-  append_reals(dataset, values, where);
+  append_reals(dataset, values, flushed, where);
 }
 
 }  // namespace
 
+// Appends the pending rows and flushes the file. They stay pending until the
+// flush succeeded, so after a failure (a full disk) a later call writes them
+// again, each column only what it lacks.
 void RunLog::Impl::write_pending() {
-  // Taken out of the buffers first: a failed write must not be repeated
-  // (and duplicated) by the next flush.
-  std::vector<TrainRow> train = std::move(pending_train);
-  std::vector<EvalRow> eval = std::move(pending_eval);
-  pending_train.clear();
-  pending_eval.clear();
   last_flush = std::chrono::steady_clock::now();
-
+  const std::vector<TrainRow>& train = pending_train;
+  const std::vector<EvalRow>& eval = pending_eval;
   if (!train.empty()) {
-    for (const auto& field : kTrainInts) append_ints(train_columns.at(field.name), train, field.member, where);
-    for (const auto& field : kTrainReals) append_reals(train_columns.at(field.name), train, field.member, where);
+    for (const auto& field : kTrainInts)
+      append_ints(train_columns.at(field.name), train, field.member, train_flushed, where);
+    for (const auto& field : kTrainReals)
+      append_reals(train_columns.at(field.name), train, field.member, train_flushed, where);
   }
   if (!eval.empty()) {
-    for (const auto& field : kEvalInts) append_ints(eval_columns.at(field.name), eval, field.member, where);
-    for (const auto& field : kEvalReals) append_reals(eval_columns.at(field.name), eval, field.member, where);
+    for (const auto& field : kEvalInts)
+      append_ints(eval_columns.at(field.name), eval, field.member, eval_flushed, where);
+    for (const auto& field : kEvalReals)
+      append_reals(eval_columns.at(field.name), eval, field.member, eval_flushed, where);
     for (const auto& name : eval_extra_metrics) {
       std::vector<double> values;
       for (const auto& row : eval) {
@@ -217,12 +272,27 @@ void RunLog::Impl::write_pending() {
         values.push_back(found != row.extra.end() ? found->second
                                                   : std::numeric_limits<double>::quiet_NaN());
       }
-      append_reals(eval_columns.at(name), values, where);
+      append_reals(eval_columns.at(name), values, eval_flushed, where);
     }
   }
   // One flush of the whole file makes the new extents and data visible to
   // SWMR readers and puts them on disk for a crash.
   h5::check_status(H5Fflush(file.get(), H5F_SCOPE_LOCAL), where, "cannot flush the file");
+  train_flushed += train.size();
+  eval_flushed += eval.size();
+  pending_train.clear();
+  pending_eval.clear();
+}
+
+// After a failed write the file is not touched again: closing it would make
+// HDF5 write (and fail) once more, and could leave it half-updated. Its ids
+// are given up; the file on disk keeps the state of its last good flush.
+void RunLog::Impl::abandon() {
+  for (auto& entry : train_columns) entry.second.release();
+  for (auto& entry : eval_columns) entry.second.release();
+  train_columns.clear();
+  eval_columns.clear();
+  file.release();
 }
 
 void RunLog::Impl::close_swmr_file() {
@@ -232,6 +302,15 @@ void RunLog::Impl::close_swmr_file() {
 }
 
 void RunLog::Impl::write_closing_attrs() {
+  // A reopened file whose writes fail half way stays marked as open and
+  // half-updated; on a disk that is (nearly) full the summary is not tried.
+  struct statvfs fs {};
+  if (statvfs(parent_directory(path).c_str(), &fs) == 0) {
+    const double free_bytes = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
+    if (free_bytes < 256.0 * 1024)
+      throw Error(where + ": the disk is full (" + std::to_string(static_cast<long>(free_bytes / 1024)) +
+                  " KiB free): the log is closed with all its rows but without its summary");
+  }
   // Normal (non-SWMR) write access: the only way to add attributes now.
   h5::Handle fapl = h5::file_access(H5F_LIBVER_LATEST, H5F_LIBVER_LATEST, where);
   h5::Handle reopened(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
@@ -293,22 +372,31 @@ RunLog RunLog::create(const std::string& path, const RunLogSetup& setup) {
   const std::string directory = parent_directory(path);
   if (!is_directory(directory))
     throw Error(where + ": cannot create it, directory '" + directory + "' does not exist");
+  if (is_directory(path)) throw Error(where + ": is a directory");
+  remove_stale_temp_files(path);
 
+  // The whole file is made under a temporary name and renamed into place
+  // once complete, so a failure here leaves whatever was at `path` as it was.
+  const std::string temp = path + ".tmp-" + std::to_string(getpid());
   // SWMR needs the latest file format (checksummed metadata).
   h5::Handle fapl = h5::file_access(H5F_LIBVER_LATEST, H5F_LIBVER_LATEST, where);
-  impl->file = h5::check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, where,
-                            "cannot create the file");
   try {
+    impl->file = h5::check_id(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose, where,
+                              "cannot create the file");
     impl->build(setup);
+    impl->pending_train = setup.train_rows;
+    impl->pending_eval = setup.eval_rows;
+    impl->write_pending();
     h5::check_status(H5Fstart_swmr_write(impl->file.get()), where, "cannot start SWMR writing");
+    if (std::rename(temp.c_str(), path.c_str()) != 0)
+      throw Error(where + ": cannot rename '" + temp + "' over it: " + std::strerror(errno));
   } catch (...) {
-    // No half-made run log left behind.
-    impl->train_columns.clear();
-    impl->eval_columns.clear();
-    impl->file.close();
-    std::remove(path.c_str());
+    // No half-made run log left behind; the file at `path` was not touched.
+    impl->abandon();
+    std::remove(temp.c_str());
     throw;
   }
+  sync_directory_of(path);
   impl->open = true;
   impl->last_flush = std::chrono::steady_clock::now();
   return RunLog(std::move(impl));
@@ -320,6 +408,21 @@ const std::string& RunLog::path() const {
 }
 
 bool RunLog::is_open() const { return impl_ && impl_->open; }
+
+bool RunLog::failed() const { return impl_ && impl_->failed; }
+
+bool RunLog::retry() {
+  if (!is_open()) return false;
+  if (!impl_->failed) return true;
+  h5::SilenceErrors quiet;
+  try {
+    impl_->write_pending();
+  } catch (const std::exception&) {
+    return false;
+  }
+  impl_->failed = false;
+  return true;
+}
 
 void RunLog::append_train(const TrainRow& row) {
   if (!is_open()) throw Error(where_of(path()) + ": append_train after close");
@@ -341,8 +444,14 @@ void RunLog::append_eval(const EvalRow& row) {
 
 void RunLog::flush() {
   if (!is_open()) throw Error(where_of(path()) + ": flush after close");
+  if (impl_->failed) throw Error(impl_->where + ": an earlier write failed; the log takes no more rows");
   h5::SilenceErrors quiet;
-  impl_->write_pending();
+  try {
+    impl_->write_pending();
+  } catch (...) {
+    impl_->failed = true;
+    throw;
+  }
 }
 
 void RunLog::write_summary(const std::map<std::string, double>& numbers,
@@ -363,20 +472,19 @@ void RunLog::close() {
   if (!is_open()) return;
   h5::SilenceErrors quiet;
   impl_->open = false;  // whatever happens below, a second close() does nothing
-  // Each step runs even if an earlier one failed; the first error is rethrown.
-  std::exception_ptr first_error;
+  if (impl_->failed) {
+    impl_->abandon();
+    return;
+  }
   try {
     impl_->write_pending();
   } catch (...) {
-    first_error = std::current_exception();
+    impl_->failed = true;
+    impl_->abandon();
+    throw;
   }
-  try {
-    impl_->close_swmr_file();
-    impl_->write_closing_attrs();
-  } catch (...) {
-    if (!first_error) first_error = std::current_exception();
-  }
-  if (first_error) std::rethrow_exception(first_error);
+  impl_->close_swmr_file();
+  impl_->write_closing_attrs();
 }
 
 // ---------------------------------------------------------------- RunLogReader
@@ -411,6 +519,38 @@ std::map<std::string, std::string> string_attrs(hid_t obj, const std::string& wh
 
 }  // namespace
 
+namespace {
+
+// A copy of the file in $TMPDIR, opened with HDF5's "clear_status_flags"
+// (what h5clear uses), then unlinked: the open handle keeps it readable.
+h5::Handle open_through_copy(const std::string& path, const std::string& where) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string name = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/ssmhost-read-XXXXXX";
+  int out = mkstemp(name.data());
+  if (out < 0) return {};
+  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = in >= 0;
+  char buf[1 << 16];
+  while (ok) {
+    ssize_t n = ::read(in, buf, sizeof buf);
+    if (n == 0) break;
+    ok = n > 0 && ::write(out, buf, static_cast<size_t>(n)) == n;
+  }
+  if (in >= 0) ::close(in);
+  ::close(out);
+  h5::Handle file;
+  if (ok) {
+    h5::Handle fapl = h5::file_access(H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST, where);
+    hbool_t clear = 1;
+    if (H5Pexist(fapl.get(), "clear_status_flags") > 0 && H5Pset(fapl.get(), "clear_status_flags", &clear) >= 0)
+      file = h5::Handle(H5Fopen(name.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+  }
+  ::unlink(name.c_str());
+  return file;
+}
+
+}  // namespace
+
 RunLogReader RunLogReader::open(const std::string& path) {
   h5::SilenceErrors quiet;
   const std::string where = where_of(path);
@@ -423,8 +563,16 @@ RunLogReader RunLogReader::open(const std::string& path) {
   if (!file) {
     H5Eclear2(H5E_DEFAULT);
     h5::Handle fapl = h5::file_access(H5F_LIBVER_LATEST, H5F_LIBVER_LATEST, where);
-    file = h5::check_id(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose, where,
-                        "cannot open the file (damaged or truncated?)");
+    file = h5::Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()), H5Fclose);
+  }
+  if (!file) {
+    // Still marked as open for (non-SWMR) writing: its writer died while it
+    // wrote the summary (a full disk). Read a copy with the mark cleared, as
+    // `h5clear -s` would, leaving the file itself as it is.
+    const std::string reason = h5::last_error_detail();
+    H5Eclear2(H5E_DEFAULT);
+    file = open_through_copy(path, where);
+    if (!file) throw Error(where + ": cannot open the file (damaged or truncated?) (HDF5: " + reason + ")");
   }
   hid_t root = file.get();
   if (!h5::has_attr(root, "schema_version"))
@@ -470,9 +618,30 @@ RunLogReader RunLogReader::open(const std::string& path) {
       columns[name] = h5::read_column(group.get(), name, where);
       rows = std::min(rows, columns[name].size());
     }
-    // A live writer may have extended some columns and not yet the others.
+    // A live writer may have extended some columns and not yet the others;
+    // a writer that failed on a full disk may have left rows it could not
+    // fill (their step is 0, steps only grow): both are cut off.
+    if (columns.count("step")) {
+      const auto& step = columns["step"];
+      for (size_t i = 0; i < std::min(rows, step.size()); ++i)
+        if (!(step[i] >= 1) || (i > 0 && !(step[i] > step[i - 1]))) {
+          rows = i;
+          break;
+        }
+    }
     for (auto& entry : columns) entry.second.resize(rows);
     reader.column_order_[group_name] = ordered_columns(h5::link_names(group.get(), where), *schema_order);
+  }
+
+  if (h5::has_link(root, "events")) {
+    h5::Handle events = h5::open_group(root, "events", where);
+    std::vector<double> steps = h5::read_column(events.get(), "step", where);
+    std::vector<std::string> times = h5::read_strings(events.get(), "time", where);
+    std::vector<std::string> kinds = h5::read_strings(events.get(), "kind", where);
+    std::vector<std::string> details = h5::read_strings(events.get(), "detail", where);
+    const size_t n = std::min({steps.size(), times.size(), kinds.size(), details.size()});
+    for (size_t i = 0; i < n; ++i)
+      reader.events_.push_back({static_cast<int64_t>(steps[i]), times[i], kinds[i], details[i]});
   }
 
   if (h5::has_link(root, "summary")) {
@@ -502,6 +671,52 @@ const std::vector<double>& RunLogReader::column(const std::string& group, const 
   if (found == found_group->second.end())
     throw Error(where_of(path_) + ": no column '" + name + "' in /" + group);
   return found->second;
+}
+
+std::string RunLogReader::status() const {
+  auto found = summary_text_.find("status");
+  return found == summary_text_.end() ? std::string() : found->second;
+}
+
+std::vector<std::string> RunLogReader::eval_extra_metrics() const {
+  std::vector<std::string> extra;
+  for (const std::string& name : columns("eval")) {
+    bool fixed = false;
+    for (const auto& field : kEvalInts) fixed |= name == field.name;
+    for (const auto& field : kEvalReals) fixed |= name == field.name;
+    if (!fixed) extra.push_back(name);
+  }
+  return extra;
+}
+
+std::vector<TrainRow> RunLogReader::train_rows() const {
+  std::vector<TrainRow> out(rows("train"));
+  for (const auto& field : kTrainInts) {
+    const auto& values = column("train", field.name);
+    for (size_t i = 0; i < out.size(); ++i) out[i].*field.member = static_cast<int64_t>(values[i]);
+  }
+  for (const auto& field : kTrainReals) {
+    const auto& values = column("train", field.name);
+    for (size_t i = 0; i < out.size(); ++i) out[i].*field.member = values[i];
+  }
+  return out;
+}
+
+std::vector<EvalRow> RunLogReader::eval_rows() const {
+  std::vector<EvalRow> out(rows("eval"));
+  for (const auto& field : kEvalInts) {
+    const auto& values = column("eval", field.name);
+    for (size_t i = 0; i < out.size(); ++i) out[i].*field.member = static_cast<int64_t>(values[i]);
+  }
+  for (const auto& field : kEvalReals) {
+    const auto& values = column("eval", field.name);
+    for (size_t i = 0; i < out.size(); ++i) out[i].*field.member = values[i];
+  }
+  for (const std::string& name : eval_extra_metrics()) {
+    const auto& values = column("eval", name);
+    for (size_t i = 0; i < out.size(); ++i) out[i].extra[name] = values[i];
+  }
+  return out;
 }
 
 size_t RunLogReader::rows(const std::string& group) const {

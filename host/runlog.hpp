@@ -7,6 +7,13 @@
 // config and the column names), and close() closes the SWMR file and reopens
 // it normally for the only late additions: /summary attributes and end_time.
 //
+// create() writes the whole file under a temporary name beside the log and
+// renames it into place only once it is complete and in SWMR mode: an
+// existing file at that path is replaced by a whole new run log or not at
+// all. That is also how a resumed run continues its log: the rows up to the
+// checkpoint go into the new file (RunLogSetup::train_rows/eval_rows) with
+// the history of events, and the result replaces the old file atomically.
+//
 // RunLogReader reads a finished, crashed or live run log into memory.
 #pragma once
 
@@ -44,6 +51,15 @@ struct EvalRow {
   std::map<std::string, double> extra;
 };
 
+// Something that happened to the run as a whole: "resume" (step = the
+// checkpoint's step), ... Written to /events when the file is created.
+struct RunEvent {
+  int64_t step = 0;
+  std::string time;    // UTC, ISO 8601
+  std::string kind;    // e.g. "resume"
+  std::string detail;  // free text for people
+};
+
 // One plugin that took part in a run (children included): its identity.
 struct PluginRecord {
   std::string id, kind, version, abi, path, sha256;
@@ -62,12 +78,18 @@ struct RunLogSetup {
   // append_train() flushes by itself once the last flush is this old, so a
   // crash loses at most this much of the training curve.
   double flush_interval_s = 10.0;
+  // The file starts with these: a resumed run's history and its rows.
+  std::vector<RunEvent> events;
+  std::vector<TrainRow> train_rows;
+  std::vector<EvalRow> eval_rows;
 };
 
 class RunLog {
  public:
-  // Creates (or truncates) the file at `path` and starts SWMR writing.
-  // Throws ssmhost::Error naming the path if it cannot; leaves no file then.
+  // Writes a new run log as `path + ".tmp-<pid>"`, starts SWMR writing, then
+  // renames it over `path` (replacing a file there). Throws ssmhost::Error
+  // naming the path if it cannot; `path` is untouched and no temporary file
+  // is left then. Temporary files of dead processes beside it are removed.
   static RunLog create(const std::string& path, const RunLogSetup& setup);
 
   RunLog(RunLog&&) noexcept;
@@ -89,8 +111,18 @@ class RunLog {
                      const std::map<std::string, std::string>& text);
 
   // Flushes, ends SWMR writing, writes /summary and the end_time root
-  // attribute. Calling it again does nothing.
+  // attribute. Calling it again does nothing. After a failed write (full
+  // disk, I/O error: failed() is true) it writes nothing more and leaves the
+  // file as its last good flush made it, which a SWMR reader (RunLogReader,
+  // h5py swmr=True) still reads: the rows flushed before are all there.
   void close();
+
+  // Whether a write to the file failed; the log then takes no more rows.
+  bool failed() const;
+  // After a failure: writes the rows still pending (each column what it
+  // lacks) and flushes again, e.g. once disk space was freed. True when the
+  // log is whole again (failed() is then false) and can be closed normally.
+  bool retry();
 
  private:
   struct Impl;
@@ -116,6 +148,11 @@ class RunLogReader {
   const std::string& metric_name() const { return metric_name_; }
   // True once close() has run (end_time is there); false for a live or crashed run.
   bool finished() const { return root_attrs_.count("end_time") != 0; }
+  // The summary's status: completed, stopped_early, interrupted, failed; ""
+  // for a live run or one that died before it could close its log.
+  std::string status() const;
+  // /events, in order (a resume is one); empty for logs written before them.
+  const std::vector<RunEvent>& events() const { return events_; }
 
   // group is "train" or "eval". Column names in schema order, extras last.
   std::vector<std::string> columns(const std::string& group) const;
@@ -123,6 +160,11 @@ class RunLogReader {
   // the rows every column has). Throws naming the file if there is no such column.
   const std::vector<double>& column(const std::string& group, const std::string& name) const;
   size_t rows(const std::string& group) const;
+  // The rows as written (every column cut to the shortest), and the /eval
+  // columns beyond the schema's fixed ones.
+  std::vector<TrainRow> train_rows() const;
+  std::vector<EvalRow> eval_rows() const;
+  std::vector<std::string> eval_extra_metrics() const;
 
   const std::map<std::string, double>& summary_numbers() const { return summary_numbers_; }
   const std::map<std::string, std::string>& summary_text() const { return summary_text_; }
@@ -139,6 +181,7 @@ class RunLogReader {
   std::map<std::string, std::map<std::string, std::vector<double>>> columns_;           // group -> name -> values
   std::map<std::string, double> summary_numbers_;
   std::map<std::string, std::string> summary_text_;
+  std::vector<RunEvent> events_;
 };
 
 // The current time as UTC ISO 8601 ("2024-05-01T12:00:00Z"), the format of

@@ -3,6 +3,8 @@
 // Options are layered, later wins: built-in defaults < the task's run
 // defaults < --preset < --config FILE < the command line. Options a plugin
 // declares (see `ssmhost info ID`) are accepted as --name-with-dashes too.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -38,10 +40,11 @@ const std::vector<HostOption>& host_options() {
       {"dataset", "", "dataset plugin for tasks that read one, e.g. fashion-mnist"},
       {"preset", "", "a named configuration: s4d-example (the official S4D example model)"},
       {"config", "", "read options from FILE (lines 'key = value'); the command line wins"},
-      {"steps", "1000", "training steps (ignored when --epochs is given for a finite dataset)"},
-      {"epochs", "0", "passes over a finite training set (0: use --steps)"},
+      {"steps", "1000", "training steps (giving --steps clears a default or preset --epochs)"},
+      {"epochs", "0", "passes over a finite training set (0: use --steps; giving it clears a default --steps)"},
       {"batch_size", "32", "examples per step"},
       {"seq_len", "", "sequence length, for tasks that let you choose it"},
+      {"eval_seq_len", "", "also evaluate at these sequence lengths (e.g. 256,1024,4096), for tasks that take --seq-len"},
       {"d_model", "64", "model width H"},
       {"n_layers", "2", "number of residual blocks"},
       {"d_state", "64", "SSM state size N"},
@@ -55,10 +58,11 @@ const std::vector<HostOption>& host_options() {
       {"patience", "0", "stop after N evaluations without improvement (0: never)"},
       {"seed", "0", "seed of everything random: same seed and threads, same losses bit for bit"},
       {"eval_seed", "1234", "seed of generated evaluation data (fixed, so runs compare)"},
-      {"threads", "0", "CPU threads (0: all cores)"},
+      {"threads", "0", "CPU threads (0: all cores; at most 4 per core)"},
       {"device", "cpu", "cpu (cuda[:N] is not available in this version)"},
-      {"log", "", "run log path (default runs/<task>-<layer>-<UTC time>.h5)"},
-      {"resume", "", "continue the run saved in this checkpoint (<log>.ckpt)"},
+      {"log", "", "run log path (default runs/<task>-<layer>-<UTC time>.h5; with --resume X.ckpt: X)"},
+      {"overwrite", "false", "replace an existing run log (and its checkpoint) at --log"},
+      {"resume", "", "continue the run saved in this checkpoint (<log>.ckpt), appending to its log"},
       {"checkpoint_every", "0", "also checkpoint every N steps (always at the end)"},
       {"stop_at", "0", "stop after step N with a checkpoint, as if interrupted (0: run to the end)"},
       {"norm", "layer", "normalisation in blocks: layer (LayerNorm) or rms (RMSNorm)"},
@@ -112,7 +116,7 @@ KV parse_command_line(const std::vector<std::string>& args, std::vector<std::str
       key = key.substr(0, eq);
     }
     key = underscores(key);
-    const bool is_flag = key == "quiet" || key == "prenorm";
+    const bool is_flag = key == "quiet" || key == "prenorm" || key == "overwrite";
     if (!has_value) {
       if (is_flag) {
         value = "true";
@@ -134,11 +138,16 @@ KV parse_command_line(const std::vector<std::string>& args, std::vector<std::str
   return out;
 }
 
-// Lines "key = value" (or "key: value"); '#' starts a comment.
+// Lines "key = value" (or "key: value"); '#' starts a comment. A key given
+// twice is an error (which value was meant?), as is a path that is a folder.
 KV parse_config_file(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) throw Error("--config " + path + ": no such file");
+  if (S_ISDIR(info.st_mode)) throw Error("--config " + path + ": is a directory, not a config file");
   std::ifstream in(path);
   if (!in) throw Error("--config " + path + ": cannot open the file");
   KV out;
+  std::map<std::string, int> line_of;
   std::string line;
   int lineno = 0;
   auto trim = [](std::string s) {
@@ -156,8 +165,14 @@ KV parse_config_file(const std::string& path) {
       throw Error("--config " + path + ":" + std::to_string(lineno) + ": expected 'key = value', got '" + line + "'");
     std::string key = underscores(trim(line.substr(0, sep)));
     while (!key.empty() && key[0] == '-') key.erase(0, 1);
+    if (key.empty()) throw Error("--config " + path + ":" + std::to_string(lineno) + ": no key before '" + line[sep] + "'");
+    if (line_of.count(key))
+      throw Error("--config " + path + ":" + std::to_string(lineno) + ": '" + key + "' is given twice (first on line " +
+                  std::to_string(line_of[key]) + ")");
+    line_of[key] = lineno;
     out[key] = trim(line.substr(sep + 1));
   }
+  if (in.bad()) throw Error("--config " + path + ": cannot read the file");
   return out;
 }
 
@@ -202,7 +217,11 @@ std::string train_help() {
        "  ssmhost --layer s4dz --task selective_copy\n"
        "  ssmhost --layer s4d --disc bilinear --task copy --steps 500 --d-model 32\n"
        "  ssmhost --task sfashion --preset s4d-example --epochs 10 --log runs/sfashion.h5\n"
-       "  ssmhost --resume runs/sfashion.h5.ckpt --log runs/sfashion-2.h5\n\n"
+       "  ssmhost --resume runs/sfashion.h5.ckpt          # continues runs/sfashion.h5\n\n"
+       "An existing --log is never replaced without --overwrite, and a log that another run is writing\n"
+       "is refused (a lock file <log>.lock names that process). Ctrl-C or SIGTERM (Slurm sends it before\n"
+       "it kills a job) finishes the step, writes the checkpoint and closes the log with status\n"
+       "'interrupted' (exit 130 / 143); a second Ctrl-C stops at once. --resume continues the same log.\n\n"
        "Options:\n";
   for (const HostOption& h : host_options()) {
     std::string flag = "--" + dashes(h.name);
@@ -272,17 +291,24 @@ int run_train(const std::vector<std::string>& args) {
   if (task_name.empty()) throw UsageError("--task is required, e.g. --task selective_copy (`ssmhost list --kind task`)");
   if (layer.empty()) throw UsageError("--layer is required, e.g. --layer s4dz (`ssmhost list --kind layer`)");
 
-  // The task's defaults sit between the built-in defaults and the user's options.
+  // The task's defaults sit between the built-in defaults and the user's
+  // options. --steps and --epochs are one choice: a layer that sets one of
+  // them clears the other from the layers below it (the task's --epochs 1
+  // does not beat the user's --steps 2).
+  auto apply_layer = [&](const KV& layer) {
+    const bool steps = layer.count("steps") != 0, epochs = layer.count("epochs") != 0;
+    if (steps && !epochs) resolved["epochs"] = "0";
+    for (auto& kv : layer) resolved[kv.first] = kv.second;
+  };
   const PluginInfo& task_info = reg.require(SSM_KIND_TASK, task_name);
   if (resume.empty()) {
     KV probe = resolved;
     for (auto* src : {&preset, &file, &cli})
       for (auto& kv : *src) probe[kv.first] = kv.second;
     auto task = reg.create_task(task_name, probe);
-    for (auto& kv : task->run_defaults()) resolved[kv.first] = kv.second;
+    apply_layer(task->run_defaults());
   }
-  for (auto* src : {&preset, &file, &cli})
-    for (auto& kv : *src) resolved[kv.first] = kv.second;
+  for (auto* src : {&preset, &file, &cli}) apply_layer(*src);
   resolved["layer"] = layer;
   resolved["task"] = task_name;
   resolved.erase("config");
@@ -366,7 +392,13 @@ int run_train(const std::vector<std::string>& args) {
   o.seed = static_cast<uint64_t>(as_int(resolved, "seed", 0));
   o.eval_seed = static_cast<uint64_t>(as_int(resolved, "eval_seed", 0));
   int64_t threads = as_int(resolved, "threads", 0);
-  o.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const int64_t max_threads = 4 * cores;
+  if (threads > max_threads)
+    throw UsageError("--threads " + std::to_string(threads) + " is more than " + std::to_string(max_threads) +
+                     " (4 per core; this machine has " + std::to_string(cores) + "); use at most " +
+                     std::to_string(max_threads) + ", or 0 for one per core");
+  o.threads = threads > 0 ? static_cast<int>(threads) : static_cast<int>(cores);
   resolved["threads"] = std::to_string(o.threads);
   o.checkpoint_every = as_int(resolved, "checkpoint_every", 0);
   o.stop_at = as_int(resolved, "stop_at", 0);
@@ -374,15 +406,16 @@ int run_train(const std::vector<std::string>& args) {
   if (o.norm != "layer" && o.norm != "rms") throw UsageError("--norm must be layer or rms, got '" + o.norm + "'");
   o.prenorm = as_bool(resolved, "prenorm");
   o.quiet = as_bool(resolved, "quiet");
+  o.overwrite = as_bool(resolved, "overwrite");
   o.log_path = resolved.count("log") ? resolved["log"] : "";
   o.resume = resume;
   o.all = resolved;
   o.all.erase("log");  // where the log is, is not part of what the run is
   o.all.erase("resume");
+  o.all.erase("overwrite");
 
   TrainResult r = train(reg, o, quote_args(args));
-  (void)r;
-  return 0;
+  return r.signal ? 128 + r.signal : 0;  // 130 after SIGINT, 143 after SIGTERM, as a shell expects
 }
 
 }  // namespace ssmhost

@@ -3,12 +3,16 @@
 #include <ssm/kernels/loss.hpp>
 #include <ssm/kernels/parallel.hpp>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/filesystem.hpp>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <new>
 #include <limits>
 #include <map>
 #include <memory>
@@ -18,7 +22,9 @@
 #include "git_commit.h"  // generated: SSMHOST_GIT_COMMIT
 #include "model.hpp"
 #include "optimizer.hpp"
+#include "runlock.hpp"
 #include "runlog.hpp"
+#include "task_extras.hpp"  // --eval-seq-len, text vocabulary and baselines (issue 9)
 #include "task_names.hpp"
 
 namespace ssmhost {
@@ -116,17 +122,164 @@ struct Progress {
   }
 };
 
-std::string default_log_path(const RunOptions& o) {
+bool exists(const std::string& path) {
+  struct stat info {};
+  return ::stat(path.c_str(), &info) == 0;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  boost::system::error_code ec1, ec2;
+  return boost::filesystem::weakly_canonical(a, ec1) == boost::filesystem::weakly_canonical(b, ec2);
+}
+
+std::string parent_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// runs/<task>-<layer>-<UTC time>[-N].h5: the first such name that no log,
+// checkpoint or lock file has yet.
+std::string default_log_path(const RunOptions& o, int from = 1) {
   std::string stamp = utc_timestamp();  // 2024-05-01T12:00:00Z
   for (char& c : stamp)
     if (c == ':') c = '-';
-  return "runs/" + o.task + "-" + o.layer + "-" + stamp + ".h5";
+  const std::string base = "runs/" + o.task + "-" + o.layer + "-" + stamp;
+  for (int i = from;; ++i) {
+    const std::string path = base + (i > 1 ? "-" + std::to_string(i) : "") + ".h5";
+    if (!exists(path) && !exists(path + ".ckpt") && !exists(RunLock::lock_path_of(path))) return path;
+  }
+}
+
+// Where the run log goes and how: a new file, or the continuation of the
+// log a checkpoint belongs to (X.ckpt belongs to X).
+struct LogPlan {
+  std::string path;
+  bool fresh_default = false;  // no --log: a fresh runs/... name
+  bool append = false;         // continue the existing log at `path`
+  bool replaces = false;       // a new log over an existing one (--overwrite)
+};
+
+std::string checkpoint_log(const std::string& ckpt) {
+  const std::string suffix = ".ckpt";
+  if (ckpt.size() > suffix.size() && ckpt.compare(ckpt.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return ckpt.substr(0, ckpt.size() - suffix.size());
+  return "";
+}
+
+// Decides the plan and refuses what must not happen, before anything is
+// created: a log another process writes, an existing log without
+// --overwrite, a folder that does not exist. Called again under the lock.
+LogPlan plan_log(const RunOptions& opt) {
+  LogPlan plan;
+  const std::string ckpt_log = opt.resume.empty() ? "" : checkpoint_log(opt.resume);
+  if (!opt.log_path.empty()) {
+    plan.path = opt.log_path;
+  } else if (!ckpt_log.empty()) {
+    plan.path = ckpt_log;
+  } else {
+    plan.fresh_default = true;
+    plan.path = default_log_path(opt);
+    return plan;
+  }
+  const std::string where = "run log '" + plan.path + "'";
+  const std::string dir = parent_of(plan.path);
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    throw Error(where + ": cannot create it, directory '" + dir + "' does not exist");
+  if (::stat(plan.path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
+    throw Error(where + ": is a directory; --log needs a file name");
+  auto holder = RunLock::holder(plan.path);
+  if (holder && holder->pid != static_cast<long>(::getpid()))
+    throw Error(where + " is being written by " + holder->describe() +
+                "; wait for that run to end, stop it, or choose another --log");
+  const bool continues = !ckpt_log.empty() && same_file(plan.path, ckpt_log);
+  if (continues && exists(plan.path) && !opt.overwrite) {
+    plan.append = true;
+    return plan;
+  }
+  const std::string ckpt = plan.path + ".ckpt";
+  const bool log_there = exists(plan.path);
+  const bool ckpt_there = exists(ckpt) && !(!opt.resume.empty() && same_file(ckpt, opt.resume));
+  if ((log_there || ckpt_there) && !opt.overwrite)
+    throw Error(where + ": " + (log_there ? "the file exists" : "its checkpoint '" + ckpt + "' exists") +
+                " and would be replaced; give --overwrite to replace " + (log_there && ckpt_there ? "both" : "it") +
+                ", or another --log");
+  plan.replaces = log_there || ckpt_there;
+  return plan;
+}
+
+// The signals that stop a run cleanly: the first finishes the step, writes a
+// checkpoint and closes the log; a second ends the process at once.
+volatile std::sig_atomic_t g_stop_signal = 0;
+char g_lock_file[4096] = "";  // removed by a second signal on its way out
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal == 0) {
+    g_stop_signal = sig;
+    static const char msg[] =
+        "\nssmhost: stopping after this step, with a checkpoint (press Ctrl-C again to stop at once)\n";
+    ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    return;
+  }
+  if (g_lock_file[0] != '\0') ::unlink(g_lock_file);
+  static const char msg[] = "\nssmhost: stopped at once; the run log keeps the rows of its last flush\n";
+  ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  ::_exit(128 + sig);
+}
+
+// Installs the handlers for SIGINT and SIGTERM while it lives.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+    g_lock_file[0] = '\0';
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+// Physical memory, limited by RLIMIT_AS when that is lower (0: unknown).
+double memory_limit_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  double limit = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0;
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+    const double as = static_cast<double>(rl.rlim_cur);
+    if (limit == 0 || as < limit) limit = as;
+  }
+  return limit;
+}
+
+std::string gib(double bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
 }
 
 // The options a resumed run may change; every other one must match the checkpoint.
 bool may_change_on_resume(const std::string& key) {
   static const char* keys[] = {"log", "quiet", "stop_at", "threads", "checkpoint_every", "resume", "config",
-                               "eval_every", "patience", "plugin_path"};
+                               "eval_every", "patience", "plugin_path", "overwrite"};
   for (const char* k : keys)
     if (key == k) return true;
   return false;
@@ -143,20 +296,25 @@ void run_log_plugins(Registry& reg, RunLogSetup& setup) {
 
 // One training run, in the order train() calls its pieces: the constructor
 // (setup), resume(), open_log(), loop() (train_step() after train_step(), with
-// evaluate() and write_checkpoint() when due), summary().
+// evaluate() and write_checkpoint() when due), summary() -- or fail().
 class Trainer {
  public:
   Trainer(Registry& reg, const RunOptions& opt);
   void resume();
-  void open_log(const std::string& command_line);
+  void open_log(LogPlan plan, const std::string& command_line);
   void loop();
   TrainResult summary();
+  // Records a failure during the run in the log (status failed, message,
+  // step) and closes it, as far as the log can still be written.
+  void fail(const std::string& message);
 
  private:
   bool train_step();
   void evaluate(int64_t step_done);
   void print_progress(int64_t done, double lr, bool eval_now);
   void write_checkpoint(int64_t step_done);
+  void continue_log(RunLogSetup& setup, const std::string& command_line);
+  void write_summary();
 
   Registry& reg_;
   const RunOptions& opt_;
@@ -168,16 +326,20 @@ class Trainer {
   int64_t total_steps_ = 0, steps_per_epoch_ = 0;
   std::optional<Model> model_;
   std::optional<AdamW> adam_;
+  std::optional<LengthEvals> length_evals_;  // --eval-seq-len
 
   // early stopping and the data position (a checkpoint restores them)
   bool better_high_ = false;
   double best_ = 0;
   int64_t best_step_ = 0, evals_without_gain_ = 0;
   int64_t start_step_ = 0;
+  std::string ckpt_threads_;  // --threads of the checkpoint's run
 
-  // the run log and its checkpoint
+  // the run log and its checkpoint; the lock outlives the log (declared first)
+  RunLock lock_;
   std::string log_path_, ckpt_path_;
   std::optional<RunLog> log_;
+  int64_t last_checkpoint_step_ = -1;
 
   // the loop
   int64_t B_ = 0, T_ = 0;
@@ -186,16 +348,18 @@ class Trainer {
   Progress progress_{false, false};
   TrainResult result_;
   double last_eval_loss_ = NAN, last_eval_metric_ = NAN;
-  std::string status_ = "completed";
+  std::string status_ = "completed", stopped_by_, fail_message_;
+  int64_t failed_step_ = 0;
   double window_loss_ = 0, window_metric_ = 0, window_weight_ = 0;
   Clock::time_point loop_start_;
-  int64_t step_ = 0;  // the step being taken; after loop(), the steps done
+  int64_t step_ = 0;          // the step being taken; after loop(), the steps done
+  int64_t working_on_ = 0;    // the step (from 1) being worked on, for a failure's message
   double last_loss_ = NAN;
 };
 
-// Setup: checks the options, creates the task, the model and the optimizer.
-// Everything that can fail on bad input fails here or in resume(), before
-// any file is written.
+// Setup: checks the options, creates the task, the model, the optimizer and
+// the batch buffers. Everything that can fail on bad input fails here or in
+// resume(), before any file is written.
 Trainer::Trainer(Registry& reg, const RunOptions& opt) : reg_(reg), opt_(opt), t_start_(Clock::now()) {
   ssm::kernels::set_threads(opt.threads);
 
@@ -217,6 +381,22 @@ Trainer::Trainer(Registry& reg, const RunOptions& opt) : reg_(reg), opt_(opt), t
   }
   if (total_steps_ < 1) throw Error("--steps must be >= 1, got " + std::to_string(total_steps_));
   if (opt.eval_every < 1) throw Error("--eval-every must be >= 1, got " + std::to_string(opt.eval_every));
+  if (opt.dropout < 0 || opt.dropout >= 1) throw Error("--dropout must be in [0, 1), got " + opt.all.at("dropout"));
+
+  // The activations a training step keeps, at the least: about eight
+  // (batch x length x width) float32 arrays per block, and the gradients'
+  // two. A run that cannot fit them is refused before anything is allocated.
+  {
+    const double B = static_cast<double>(opt.batch_size), L = static_cast<double>(info_.seq_len),
+                 H = static_cast<double>(opt.d_model), n = static_cast<double>(opt.n_layers);
+    const double need = 4.0 * B * L * H * (8.0 * n + 4.0) + 4.0 * B * L * std::max<double>(info_.n_out, 1);
+    const double have = memory_limit_bytes();
+    if (have > 0 && need > have)
+      throw Error("this run needs at least " + gib(need) + " of memory for its activations (--batch-size " +
+                  std::to_string(opt.batch_size) + " x sequence length " + std::to_string(info_.seq_len) +
+                  " x --d-model " + std::to_string(opt.d_model) + " x --n-layers " + std::to_string(opt.n_layers) +
+                  "), more than the " + gib(have) + " this machine has; lower --batch-size, --d-model or the sequence length");
+  }
 
   ModelConfig mc;
   mc.layer = opt.layer;
@@ -229,18 +409,29 @@ Trainer::Trainer(Registry& reg, const RunOptions& opt) : reg_(reg), opt_(opt), t
   mc.task = info_;
   mc.seed = opt.seed;
   mc.threads = opt.threads;
-  if (opt.dropout < 0 || opt.dropout >= 1) throw Error("--dropout must be in [0, 1), got " + opt.all.at("dropout"));
-  model_.emplace(reg, mc);
+  try {
+    model_.emplace(reg, mc);
 
-  OptimizerConfig oc;
-  oc.lr = opt.lr;
-  oc.weight_decay = opt.weight_decay;
-  oc.warmup = opt.warmup;
-  oc.total_steps = total_steps_;
-  oc.schedule = opt.schedule;
-  oc.clip = opt.clip;
-  adam_.emplace(model_->params(), oc);
+    OptimizerConfig oc;
+    oc.lr = opt.lr;
+    oc.weight_decay = opt.weight_decay;
+    oc.warmup = opt.warmup;
+    oc.total_steps = total_steps_;
+    oc.schedule = opt.schedule;
+    oc.clip = opt.clip;
+    adam_.emplace(model_->params(), oc);
 
+    B_ = opt.batch_size;
+    T_ = model_->targets_per_example();
+    batch_.shape(info_, B_, T_);
+    dlogits_ = Tensor::of<float>({B_ * T_, info_.n_out});
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory while creating the model and its buffers (--batch-size " +
+                std::to_string(opt.batch_size) + ", --d-model " + std::to_string(opt.d_model) + ", --n-layers " +
+                std::to_string(opt.n_layers) + ")");
+  }
+
+  length_evals_.emplace(reg, opt.task, opt.all, info_);
   better_high_ = higher_is_better(info_.metric);
   best_ = better_high_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
 }
@@ -275,6 +466,7 @@ void Trainer::resume() {
     restore("adam_v/" + ps[i].name, adam_->moments_v()[i]);
   }
   start_step_ = ck.step;
+  last_checkpoint_step_ = ck.step;
   // Early stopping continues where it was (absent in checkpoints of older runs).
   if (ck.trainer_state.count("best_metric")) {
     best_ = ck.trainer_state.at("best_metric");
@@ -284,50 +476,157 @@ void Trainer::resume() {
   if (start_step_ >= total_steps_)
     throw Error("--resume " + opt_.resume + ": the checkpoint is at step " + std::to_string(start_step_) +
                 ", already the end of this run (" + std::to_string(total_steps_) + " steps)");
+  auto threads = ck.config.find("threads");
+  if (threads != ck.config.end() && threads->second != std::to_string(opt_.threads)) {
+    ckpt_threads_ = threads->second;
+    std::fprintf(stderr,
+                 "ssmhost: warning: --threads %d, but the checkpoint's run used %s: the losses from here on will "
+                 "not be bit-identical to those of an uninterrupted run (give --threads %s for that)\n",
+                 opt_.threads, threads->second.c_str(), threads->second.c_str());
+  }
 }
 
-// Creates the run log (an unwritable path fails here, leaving nothing behind).
-void Trainer::open_log(const std::string& command_line) {
-  log_path_ = opt_.log_path.empty() ? default_log_path(opt_) : opt_.log_path;
-  if (opt_.log_path.empty()) {
+// The rows of the log being continued up to the checkpoint's step (later
+// ones are dropped: the resumed run writes them again), its attributes,
+// configuration, plugins and events, and a new event for this resume.
+void Trainer::continue_log(RunLogSetup& setup, const std::string& command_line) {
+  const std::string where = "run log '" + log_path_ + "'";
+  auto cannot = [&](const std::string& why) {
+    return Error("--resume " + opt_.resume + ": cannot continue " + where + ": " + why +
+                 "; give --log NEW.h5 to continue the run in a new log, or --overwrite to replace this one");
+  };
+  std::optional<RunLogReader> old;
+  try {
+    old.emplace(RunLogReader::open(log_path_));
+  } catch (const Error& e) {
+    throw cannot(e.what());
+  }
+  // The log must be this run's: its options are the checkpoint's.
+  for (const auto& [key, value] : old->config()) {
+    if (may_change_on_resume(key) || key == "steps_total") continue;
+    auto mine = opt_.all.find(key);
+    if (mine != opt_.all.end() && mine->second != value)
+      throw cannot("it is the log of another run (option " + key + " is '" + value + "' there, '" + mine->second +
+                   "' in the checkpoint)");
+  }
+  for (const auto& [name, value] : old->root_attrs())
+    if (name != "schema_version" && name != "format" && name != "end_time") setup.root_attrs[name] = value;
+  setup.root_attrs["resumed_from"] = opt_.resume;
+  setup.config = old->config();
+  setup.plugins = old->plugin_records();
+  if (setup.plugins.empty())
+    for (const auto& [id, version] : old->plugins()) setup.plugins.push_back({id, "", version, "", "", ""});
+  setup.metric_name = old->metric_name();
+  setup.eval_extra_metrics = old->eval_extra_metrics();
+  setup.events = old->events();
+
+  int64_t last_step = 0;
+  size_t dropped = 0;
+  for (const TrainRow& row : old->train_rows()) {
+    if (row.step > start_step_) {
+      ++dropped;
+      continue;
+    }
+    setup.train_rows.push_back(row);
+    last_step = row.step;
+  }
+  for (const EvalRow& row : old->eval_rows()) {
+    if (row.step > start_step_) continue;
+    setup.eval_rows.push_back(row);
+    last_eval_loss_ = row.loss;
+    last_eval_metric_ = row.metric;
+  }
+  std::string detail = "continued from checkpoint '" + opt_.resume + "' at step " + std::to_string(start_step_) +
+                       " (" + std::to_string(dropped) + " later rows dropped): " + command_line;
+  if (!ckpt_threads_.empty())
+    detail += "; --threads " + std::to_string(opt_.threads) + " instead of " + ckpt_threads_;
+  if (last_step < start_step_ && !(setup.train_rows.empty() && start_step_ == 0)) {
+    const std::string gap = "the log has training rows only up to step " + std::to_string(last_step) + ", steps " +
+                            std::to_string(last_step + 1) + ".." + std::to_string(start_step_) + " are missing";
+    std::fprintf(stderr, "ssmhost: warning: %s: %s (written by an older ssmhost?)\n", where.c_str(), gap.c_str());
+    detail += "; " + gap;
+  }
+  setup.events.push_back({start_step_, utc_timestamp(), "resume", detail});
+}
+
+// Takes the log's lock, then creates the run log: new, or continuing the
+// checkpoint's log (written anew beside it and renamed over it, so that the
+// old log stays whole until the new one is). Nothing was written before.
+void Trainer::open_log(LogPlan plan, const std::string& command_line) {
+  if (plan.fresh_default) {
     boost::system::error_code ec;
     boost::filesystem::create_directories("runs", ec);
+    // Two runs started in the same second: the second takes the next name.
+    for (int i = 2;; ++i) {
+      try {
+        lock_ = RunLock::acquire(plan.path, command_line);
+      } catch (const Error&) {
+        if (i > 100) throw;
+        plan.path = default_log_path(opt_, i);
+        continue;
+      }
+      if (!exists(plan.path) && !exists(plan.path + ".ckpt")) break;
+      lock_.release();
+      plan.path = default_log_path(opt_, i);
+    }
+  } else {
+    lock_ = RunLock::acquire(plan.path, command_line);
+    plan = plan_log(opt_);  // again, now that no one else can change the files
   }
-  RunLogSetup setup;
-  char host[256] = "";
-  gethostname(host, sizeof host - 1);
-  setup.root_attrs = {{"ssmhost_version", SSMHOST_VERSION},
-                      {"git_commit", SSMHOST_GIT_COMMIT},
-                      {"command_line", command_line},
-                      {"start_time", utc_timestamp()},
-                      {"host", host},
-                      {"device", "cpu"},
-                      {"threads", std::to_string(opt_.threads)},
-                      {"resumed_from", opt_.resume}};
-  setup.config = opt_.all;
-  setup.config["steps_total"] = std::to_string(total_steps_);
-  run_log_plugins(reg_, setup);
-  setup.metric_name = metric_name(info_.metric);
-  log_.emplace(RunLog::create(log_path_, setup));
+  std::snprintf(g_lock_file, sizeof g_lock_file, "%s", lock_.path().c_str());
+  log_path_ = plan.path;
   ckpt_path_ = log_path_ + ".ckpt";
+
+  RunLogSetup setup;
+  if (plan.append) {
+    continue_log(setup, command_line);
+  } else {
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    setup.root_attrs = {{"ssmhost_version", SSMHOST_VERSION},
+                        {"git_commit", SSMHOST_GIT_COMMIT},
+                        {"command_line", command_line},
+                        {"start_time", utc_timestamp()},
+                        {"host", host},
+                        {"device", "cpu"},
+                        {"threads", std::to_string(opt_.threads)},
+                        {"resumed_from", opt_.resume}};
+    setup.config = opt_.all;
+    setup.config["steps_total"] = std::to_string(total_steps_);
+    run_log_plugins(reg_, setup);
+    setup.metric_name = metric_name(info_.metric);
+    setup.eval_extra_metrics = length_evals_->columns();
+    add_task_attrs(*task_, setup.root_attrs);
+    if (!opt_.resume.empty())
+      setup.events.push_back({start_step_, utc_timestamp(), "resume",
+                              "started from checkpoint '" + opt_.resume + "' at step " + std::to_string(start_step_) +
+                                  " in a new log: " + command_line});
+  }
+  log_.emplace(RunLog::create(log_path_, setup));
+  // A replaced log's checkpoint belonged to the old run.
+  if (plan.replaces && exists(ckpt_path_) && !(!opt_.resume.empty() && same_file(ckpt_path_, opt_.resume)))
+    std::remove(ckpt_path_.c_str());
 }
 
-// Steps until the end, early stopping or --stop-at, then checkpoints.
+// Steps until the end, early stopping, --stop-at or a signal, then checkpoints.
 void Trainer::loop() {
-  B_ = opt_.batch_size;
-  T_ = model_->targets_per_example();
-  batch_.shape(info_, B_, T_);
-  dlogits_ = Tensor::of<float>({B_ * T_, info_.n_out});
   progress_ = Progress{static_cast<bool>(isatty(STDOUT_FILENO)), opt_.quiet};
   result_.log_path = log_path_;
   loop_start_ = Clock::now();
   for (step_ = start_step_; step_ < total_steps_;) {
+    if (g_stop_signal) break;  // the step before is done: stop here
     const bool go_on = train_step();
     ++step_;
     if (!go_on) break;
   }
+  if (g_stop_signal && step_ < total_steps_ && status_ == "completed") {
+    status_ = "interrupted";
+    stopped_by_ = signal_name(g_stop_signal);
+  }
   result_.steps_done = step_;
-  write_checkpoint(step_);
+  working_on_ = step_;
+  if (last_checkpoint_step_ != step_) write_checkpoint(step_);
+  result_.checkpoint_path = ckpt_path_;
 }
 
 // One step: a batch, forward, loss, backward, AdamW and the log's row; then
@@ -335,6 +634,7 @@ void Trainer::loop() {
 // when the run stops after it (early stopping, --stop-at).
 bool Trainer::train_step() {
   const int64_t step = step_;
+  working_on_ = step + 1;
   const auto t0 = Clock::now();
   task_->batch(SSM_SPLIT_TRAIN, opt_.seed, static_cast<uint64_t>(step), B_, batch_.x.dl(), batch_.y.dl(),
                info_.has_mask ? batch_.mask.dl() : nullptr);
@@ -367,17 +667,20 @@ bool Trainer::train_step() {
   window_weight_ += 1;
 
   const int64_t done = step + 1;
-  const bool eval_now = done % opt_.eval_every == 0 || done == total_steps_ || done == opt_.stop_at;
+  // Only where an uninterrupted run evaluates too (not at --stop-at or a
+  // signal): a resumed run's log and early stopping are then the same.
+  const bool eval_now = done % opt_.eval_every == 0 || done == total_steps_;
   if (eval_now) evaluate(done);
   print_progress(done, lr, eval_now);
   if (opt_.checkpoint_every > 0 && done % opt_.checkpoint_every == 0) write_checkpoint(done);
   if (eval_now && opt_.patience > 0 && evals_without_gain_ >= opt_.patience) {
-    status_ = "early_stopped";
+    status_ = "stopped_early";
     result_.stopped_early = true;
     return false;
   }
   if (done == opt_.stop_at) {
-    status_ = "stopped_at_" + std::to_string(done);
+    status_ = "interrupted";
+    stopped_by_ = "--stop-at " + std::to_string(done);
     return false;
   }
   return true;
@@ -412,6 +715,7 @@ void Trainer::evaluate(int64_t step_done) {
   row.epoch = steps_per_epoch_ ? (step_done - 1) / steps_per_epoch_ : 0;
   row.loss = loss;
   row.metric = metric;
+  length_evals_->evaluate(*model_, B, opt_.eval_seed, row);
   log_->append_eval(row);
   last_eval_loss_ = loss;
   last_eval_metric_ = metric;
@@ -450,7 +754,10 @@ void Trainer::print_progress(int64_t done, double lr, bool eval_now) {
 }
 
 // The checkpoint after step_done steps (<log>.ckpt, replaced atomically).
+// The log's rows up to that step are flushed first: whatever happens later,
+// the log holds every step the checkpoint has seen, so a resume has no gap.
 void Trainer::write_checkpoint(int64_t step_done) {
+  log_->flush();
   CheckpointData ck;
   ck.step = step_done;
   ck.epoch = steps_per_epoch_ ? step_done / steps_per_epoch_ : 0;
@@ -471,7 +778,31 @@ void Trainer::write_checkpoint(int64_t step_done) {
     add("adam_v/" + ps[i].name, adam_->moments_v()[i]);
   }
   save_checkpoint(ckpt_path_, ck);
+  last_checkpoint_step_ = step_done;
   result_.checkpoint_path = ckpt_path_;
+}
+
+// The run log's /summary (key names are the schema's, docs/runlog.md).
+void Trainer::write_summary() {
+  std::map<std::string, double> numbers = {{"final_metric", last_eval_metric_},
+                                           {"final_eval_loss", last_eval_loss_},
+                                           {"best_metric", best_},
+                                           {"best_step", static_cast<double>(best_step_)},
+                                           {"final_train_loss", last_loss_},
+                                           {"steps", static_cast<double>(step_)},
+                                           {"wall_time_s", seconds_since(t_start_)},
+                                           {"peak_rss_mb", peak_rss_mb()},
+                                           {"n_params", static_cast<double>(model_->n_params())}};
+  std::map<std::string, std::string> text = {
+      {"status", status_}, {"metric_name", metric_name(info_.metric)}, {"checkpoint", ckpt_path_}};
+  if (status_ == "failed") {
+    numbers["failed_step"] = static_cast<double>(failed_step_);
+    text["message"] = fail_message_;
+    if (last_checkpoint_step_ >= 0) numbers["checkpoint_step"] = static_cast<double>(last_checkpoint_step_);
+  }
+  if (status_ == "interrupted") text["stopped_by"] = stopped_by_;
+  add_task_summary(*task_, numbers);
+  log_->write_summary(numbers, text);
 }
 
 // The run log's /summary, closing it, and the last line on stdout.
@@ -479,24 +810,50 @@ TrainResult Trainer::summary() {
   result_.final_metric = last_eval_metric_;
   result_.best_metric = best_;
   result_.final_loss = last_loss_;
-  // Key names are the run log schema's (docs/runlog.md: final_metric, best_metric, ...).
-  log_->write_summary({{"final_metric", last_eval_metric_},
-                       {"final_eval_loss", last_eval_loss_},
-                       {"best_metric", best_},
-                       {"best_step", static_cast<double>(best_step_)},
-                       {"final_train_loss", last_loss_},
-                       {"steps", static_cast<double>(step_)},
-                       {"wall_time_s", seconds_since(t_start_)},
-                       {"peak_rss_mb", peak_rss_mb()},
-                       {"n_params", static_cast<double>(model_->n_params())}},
-                      {{"status", status_}, {"metric_name", metric_name(info_.metric)}, {"checkpoint", ckpt_path_}});
+  result_.status = status_;
+  result_.signal = g_stop_signal;
+  write_summary();
   log_->close();
+  lock_.release();
   if (!opt_.quiet)
     std::printf("%s after %lld steps: eval %s %.4f (best %.4f at step %lld), %s, log %s\n", status_.c_str(),
                 static_cast<long long>(step_), metric_name(info_.metric), last_eval_metric_, best_,
                 static_cast<long long>(best_step_), duration_text(seconds_since(t_start_)).c_str(),
                 log_path_.c_str());
+  if (status_ == "interrupted" && g_stop_signal)
+    std::fprintf(stderr, "ssmhost: stopped by %s after step %lld; checkpoint '%s' (`ssmhost --resume %s` continues)\n",
+                 stopped_by_.c_str(), static_cast<long long>(step_), ckpt_path_.c_str(), ckpt_path_.c_str());
   return result_;
+}
+
+void Trainer::fail(const std::string& message) {
+  status_ = "failed";
+  fail_message_ = message;
+  failed_step_ = working_on_;
+  if (!log_) return;
+  // On a full disk, the space the lock file kept in reserve lets the log
+  // take its last rows and this summary.
+  lock_.release_reserve();
+  try {
+    if (log_->failed() && !log_->retry()) {
+      log_->close();  // writes nothing: the file stays as its last good flush left it
+      std::fprintf(stderr,
+                   "ssmhost: the run log '%s' could not be written; it keeps the rows of its last good flush%s\n",
+                   log_path_.c_str(),
+                   last_checkpoint_step_ >= 0
+                       ? (", and the checkpoint of step " + std::to_string(last_checkpoint_step_) + " is intact").c_str()
+                       : "");
+      return;
+    }
+    write_summary();
+    log_->close();
+    if (last_checkpoint_step_ >= 0)
+      std::fprintf(stderr, "ssmhost: the run failed at step %lld; the checkpoint of step %lld is intact ('%s')\n",
+                   static_cast<long long>(failed_step_), static_cast<long long>(last_checkpoint_step_),
+                   ckpt_path_.c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ssmhost: warning: could not record the failure in the run log: %s\n", e.what());
+  }
 }
 
 }  // namespace
@@ -504,10 +861,21 @@ TrainResult Trainer::summary() {
 KV checkpoint_options(const std::string& path) { return load_checkpoint(path).config; }
 
 TrainResult train(Registry& reg, const RunOptions& opt, const std::string& command_line) {
-  Trainer trainer(reg, opt);  // everything that can fail on bad input fails before any file is written
+  LogPlan plan = plan_log(opt);  // refuses a busy or existing log before anything is allocated
+  Trainer trainer(reg, opt);     // everything that can fail on bad input fails before any file is written
   trainer.resume();
-  trainer.open_log(command_line);
-  trainer.loop();
+  StopSignals signals;
+  trainer.open_log(plan, command_line);
+  try {
+    trainer.loop();
+  } catch (const std::bad_alloc&) {
+    const std::string message = "out of memory during the run";
+    trainer.fail(message);
+    throw Error(message);
+  } catch (const std::exception& e) {
+    trainer.fail(e.what());
+    throw;
+  }
   return trainer.summary();
 }
 

@@ -19,6 +19,7 @@ struct RunOptions {
   uint64_t seed = 0, eval_seed = 0;
   int threads = 1;
   bool prenorm = false, quiet = false;
+  bool overwrite = false;  // --overwrite: an existing log (and its checkpoint) may be replaced
   std::string norm, schedule, log_path, resume;
   KV all;
 };
@@ -28,13 +29,29 @@ struct TrainResult {
   double final_metric = 0, best_metric = 0, final_loss = 0;
   std::string log_path, checkpoint_path;
   bool stopped_early = false;
+  // completed, stopped_early, interrupted (a signal or --stop-at); a failed
+  // run throws instead.
+  std::string status;
+  int signal = 0;  // SIGINT or SIGTERM when one stopped the run: exit with 128 + signal
 };
 
 // The resolved options a checkpoint was written with (to resume from it).
 KV checkpoint_options(const std::string& path);
 
 // Runs the whole training; throws ssmhost::Error on bad input (before any
-// file is written) or on a failure during the run (the log keeps its rows).
+// file is written) or on a failure during the run (the log keeps its rows,
+// and its summary says status "failed", the message and the step, when the
+// log itself can still be written).
+//
+// The run log: --log, or a fresh runs/<task>-<layer>-<time>.h5; with
+// --resume X.ckpt and no --log (or --log X), the log X is continued: its
+// rows after the checkpoint's step are dropped and a "resume" event added.
+// An existing log is never replaced without opt.overwrite, and a log
+// another process writes is never touched (RunLock).
+//
+// SIGINT and SIGTERM during the run finish the current step, checkpoint and
+// close the log with status "interrupted" (TrainResult::signal says which);
+// a second one ends the process at once (exit status 128 + signal).
 TrainResult train(Registry& reg, const RunOptions& opt, const std::string& command_line);
 
 }  // namespace ssmhost

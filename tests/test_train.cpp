@@ -133,7 +133,8 @@ TEST_CASE("--stop-at then --resume continues to the very same losses and paramet
   {
     RunLogReader b = RunLogReader::open(dir.at("B.h5"));
     CHECK(b.rows("train") == static_cast<size_t>(N));
-    CHECK(b.summary_text().at("status") == "stopped_at_" + std::to_string(N));
+    CHECK(b.summary_text().at("status") == "interrupted");
+    CHECK(b.summary_text().at("stopped_by") == "--stop-at " + std::to_string(N));
   }
   REQUIRE(ssmhost::load_checkpoint(dir.at("B.h5.ckpt")).step == N);
   ssmhost_ok(dir, "--resume B.h5.ckpt --log C.h5 --quiet");
@@ -299,7 +300,7 @@ TEST_CASE("bad input: a non-zero exit, a message naming the culprit, no file lef
   // kTiny without the option a case replaces.
   const std::string model = "--copy-len 8 --n-tokens 2 --vocab 5 --eval-size 64 --n-layers 1 --threads 1 --quiet";
   const std::vector<Case> cases = {
-      {"--layer s4e --task copy " + model, {"s4e", "did you mean 's4d'"}},
+      {"--layer s5d --task copy " + model, {"s5d", "did you mean 's4d'"}},
       {"--layer s4d --task cpy " + model, {"cpy", "did you mean 'copy'"}},
       {"--layer s4d --disc zoo --task copy " + model, {"zoo", "did you mean 'zoh'"}},
       {kTiny1 + " --d-modle 16", {"--d-modle", "did you mean --d-model"}},
@@ -393,7 +394,7 @@ TEST_CASE("--patience stops a run whose evaluation no longer improves", "[train]
   // With lr 1e-12 the weights do not move: the second evaluation equals the first.
   ssmhost_ok(dir, kTiny1 + " --lr 1e-12 --steps 100 --eval-every 5 --patience 1 --log es.h5");
   RunLogReader r = RunLogReader::open(dir.at("es.h5"));
-  CHECK(r.summary_text().at("status") == "early_stopped");
+  CHECK(r.summary_text().at("status") == "stopped_early");
   CHECK(r.rows("train") < 100);
   CHECK(r.rows("eval") == 2);
   CHECK(r.rows("train") == 10);

@@ -103,7 +103,7 @@ class IdxReader {
 };
 
 struct Split {
-  std::string images_path;
+  std::string images_path, labels_path;
   int64_t n = 0;
   std::vector<uint8_t> images;  // (n, rows, cols)
   std::vector<uint8_t> labels;  // (n)
@@ -115,17 +115,34 @@ class Idx : public ssm::Dataset {
   static std::vector<ssm::Option> options() {
     return {ssm::Option::string("dataset_dir", "",
                                 "folder with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; default for "
-                                "fashion-mnist: /usr/share/datasets/fashion-mnist, for mnist: /usr/share/datasets/mnist")};
+                                "fashion-mnist: /usr/share/datasets/fashion-mnist, for mnist: /usr/share/datasets/mnist"),
+            ssm::Option::integer("n_classes", "0",
+                                 "number of classes; every label must be below it (0: 10 for mnist and "
+                                 "fashion-mnist, else inferred from the training labels)")};
   }
 
   explicit Idx(const ssm::Config& cfg) {
     const std::string dir = resolve_dir(cfg);
     load(dir, "train", splits_[SSM_SPLIT_TRAIN]);
     load(dir, "t10k", splits_[SSM_SPLIT_TEST]);
-    uint8_t max_label = 0;
+    const std::string name = cfg.str("plugin_name", "idx");
+    n_classes_ = cfg.i64_at_least("n_classes", 0);
+    if (n_classes_ > 256) ssm::fail("option 'n_classes' must be at most 256 (labels are bytes), got " +
+                                    std::to_string(n_classes_));
+    const bool declared = n_classes_ > 0 || name == "mnist" || name == "fashion-mnist";
+    if (n_classes_ == 0 && declared) n_classes_ = 10;
+    if (!declared) n_classes_ = infer_classes(splits_[SSM_SPLIT_TRAIN]);
+    // A label outside the classes is an error, not a bigger model.
     for (const Split& s : splits_)
-      for (uint8_t l : s.labels) max_label = std::max(max_label, l);
-    n_classes_ = int64_t{max_label} + 1;
+      for (size_t i = 0; i < s.labels.size(); ++i)
+        if (s.labels[i] >= n_classes_)
+          ssm::fail("'" + s.labels_path + "': label " + std::to_string(s.labels[i]) + " at index " + std::to_string(i) +
+                        " is outside the " + std::to_string(n_classes_) + " classes 0.." +
+                        std::to_string(n_classes_ - 1) +
+                        (declared ? std::string(name == "idx" ? " (option 'n_classes')" : " of " + name)
+                                  : " the training labels suggest") +
+                        "; fix the file or set --n-classes",
+                    SSM_ERR_INVALID_ARGUMENT);
   }
 
   ssm_dataset_info info() override {
@@ -192,6 +209,27 @@ class Idx : public ssm::Dataset {
               "[.gz] (or use the dataset names 'mnist' or 'fashion-mnist' for their Debian locations)");
   }
 
+  // Classes 0..max of the training labels, when every one of them has an
+  // example: a label far above the others (a stray 200 among 0..9) would
+  // otherwise make a 201-class model without a word.
+  static int64_t infer_classes(const Split& train) {
+    std::vector<int64_t> count(256, 0);
+    for (uint8_t l : train.labels) ++count[l];
+    int64_t k = 0;
+    for (uint8_t l : train.labels) k = std::max<int64_t>(k, int64_t{l} + 1);
+    for (int64_t c = 0; c < k; ++c)
+      if (count[static_cast<size_t>(c)] == 0) {
+        for (size_t i = 0; i < train.labels.size(); ++i)
+          if (train.labels[i] > c)
+            ssm::fail("'" + train.labels_path + "': label " + std::to_string(train.labels[i]) + " at index " +
+                          std::to_string(i) + " is outside the classes 0.." + std::to_string(c - 1) +
+                          " the other training labels suggest (no example of class " + std::to_string(c) +
+                          "); fix the file or set --n-classes",
+                      SSM_ERR_INVALID_ARGUMENT);
+      }
+    return k;
+  }
+
   // dir/name, or dir/name.gz; the raw file wins when both exist.
   static std::string find_file(const std::string& dir, const std::string& name) {
     const std::string raw = dir + "/" + name;
@@ -203,6 +241,7 @@ class Idx : public ssm::Dataset {
   void load(const std::string& dir, const std::string& prefix, Split& s) {
     s.images_path = find_file(dir, prefix + "-images-idx3-ubyte");
     const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+    s.labels_path = labels_path;
 
     IdxReader images(s.images_path);
     const std::vector<uint32_t> dims = images.header(kImagesMagic, "images: uint8, 3 dimensions");

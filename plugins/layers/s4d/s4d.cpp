@@ -2,10 +2,6 @@
 // registration.
 #include "s4d.hpp"
 
-#include <ssm/kernels/activation.hpp>
-#include <ssm/kernels/channel_dropout.hpp>
-#include <ssm/kernels/fftconv.hpp>
-#include <ssm/kernels/linear.hpp>
 #include <ssm/sdk.hpp>
 
 #include <cmath>
@@ -181,10 +177,6 @@ void S4D::forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLT
   if (training) training_ok_ = false;  // until this forward has filled the cache
   Cache<T> local;
   Cache<T>& c = training ? training_cache<T>() : local;
-  const int64_t n = B * L * H_, rows = B * L;
-  c.B = B;
-  c.L = L;
-
   discretize<T>(ctx, p, c.modes, /*derivatives=*/training);
   c.powers.build(c.modes, L);
   c.K.resize(static_cast<size_t>(H_ * L));
@@ -193,27 +185,8 @@ void S4D::forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLT
   const T* D = p.data<T>(kD);
   for (int64_t h = 0; h < H_; ++h) c.K[h * L] += D[h];
 
-  // Training keeps the FFTs of u for the backward (instead of u itself).
-  const T* u = ssm::data<T>(x, "x");
-  c.v.resize(static_cast<size_t>(n));
-  if (training)
-    ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_, c.u_spectra);
-  else
-    ssm::kernels::fftconv_forward(u, c.K.data(), c.v.data(), B, L, H_);
-  c.scale.clear();
-  if (training && dropout_ > 0) {
-    c.scale.resize(static_cast<size_t>(B * H_));
-    ssm::kernels::channel_dropout_mask(c.scale.data(), B, H_, dropout_, ctx.seed(), kDropoutStream, ctx.rng_offset());
-  }
-  c.d.resize(static_cast<size_t>(n));
-  gelu_dropout_forward(c.v.data(), c.d.data(), c.scale, B, L, training);
-  c.z.resize(static_cast<size_t>(2 * n));
-  ssm::kernels::linear_forward(c.d.data(), p.data<T>(kWOut), p.data<T>(kBOut), c.z.data(), rows, H_, 2 * H_);
-  // Training keeps sigmoid of the GLU's gate in z: the backward needs no exp.
-  if (training)
-    ssm::kernels::glu_forward_keep(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
-  else
-    ssm::kernels::glu_forward(c.z.data(), ssm::data<T>(y, "y"), rows, H_);
+  s4block::forward(ctx, c, ssm::data<T>(x, "x"), ssm::data<T>(y, "y"), p.data<T>(kWOut), p.data<T>(kBOut), B, L, H_,
+                   dropout_, kDropoutStream);
   if (training) training_ok_ = true;
 }
 
@@ -222,63 +195,23 @@ void S4D::backward_typed(ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::P
   Cache<T>* c = std::get_if<Cache<T>>(&cache_);
   if (!training_ok_ || !c)
     ssm::fail("s4d: backward needs a training forward of the same dtype (" + ssm::dtype_name(dy.dtype) + ") first");
-  const int64_t B = c->B, L = c->L, n = B * L * H_, rows = B * L;
+  const int64_t B = c->B, L = c->L;
   if (sequence_shape(dy, "dy") != std::make_pair(B, L) || sequence_shape(dx, "dx") != std::make_pair(B, L))
     ssm::fail("s4d: dy and dx must have the shape of the last training forward's x, (" + std::to_string(B) + ", " +
               std::to_string(L) + ", " + std::to_string(H_) + ")");
   if (dp.size() != kParamCount) ssm::fail("s4d: expected " + std::to_string(kParamCount) + " gradient tensors");
   check_param_shapes<T>(dp);
 
-  // GLU in place (z is spent), then the Linear: its input gradient g goes
-  // into dx, which is then carried back in place through dropout, the GELU
-  // and the convolution.
-  T* dz = c->z.data();
-  ssm::kernels::glu_backward_kept(dz, ssm::data<T>(dy, "dy"), dz, rows, H_);
-  T* g = ssm::data<T>(dx, "dx");
-  ssm::kernels::linear_backward(c->d.data(), p.data<T>(kWOut), dz, g, dp.data<T>(kWOut), dp.data<T>(kBOut), rows, H_,
-                                2 * H_);
-  gelu_dropout_backward(c->v.data(), g, c->scale, B, L);
-
-  // The convolution: dK[h, 0] carries D's gradient too (D rides on lag 0).
-  std::vector<T>& dK = c->dK;
-  dK.assign(static_cast<size_t>(H_ * L), T(0));
-  ssm::kernels::fftconv_backward(c->u_spectra, c->K.data(), g, g, dK.data(), B, L, H_);
+  // The block (s4_block.hpp): dx, dW_out, db_out, and dK, whose lag 0 carries
+  // D's gradient (D rides on lag 0).
+  s4block::backward(*c, ssm::data<T>(dy, "dy"), ssm::data<T>(dx, "dx"), p.data<T>(kWOut), dp.data<T>(kWOut),
+                    dp.data<T>(kBOut), H_);
+  const std::vector<T>& dK = c->dK;
   T* dD = dp.data<T>(kD);
   for (int64_t h = 0; h < H_; ++h) dD[h] += dK[h * L];
   kernel_backward(c->modes, c->powers, dK.data(),
                   KernelGrads<T>{dp.data<T>(kLogDt), dp.data<T>(kARealLog), dp.data<T>(kAImag), dp.data<T>(kB),
                                  dp.data<T>(kC)});
-}
-
-// d = GELU(v) * scale; when training, v is overwritten with GELU'(v), all
-// the backward needs. scale (B, H) is the tied dropout, the same at every
-// position (empty: none). One batch element at a time, while it is in cache.
-template <typename T>
-void S4D::gelu_dropout_forward(T* v, T* d, const std::vector<T>& scale, int64_t B, int64_t L, bool training) const {
-  const int64_t m = L * H_;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < B; ++b) {
-    T *vb = v + b * m, *db = d + b * m;
-    if (training)
-      ssm::kernels::gelu_forward_grad(vb, db, vb, m);
-    else
-      ssm::kernels::gelu_forward(vb, db, m);
-    if (!scale.empty())
-      for (int64_t i = 0; i < m; i += H_)
-        for (int64_t h = 0; h < H_; ++h) db[i + h] *= scale[b * H_ + h];
-  }
-}
-
-// Backward of the above, in place: g *= scale * GELU'(v) (dv holds GELU'(v)).
-template <typename T>
-void S4D::gelu_dropout_backward(const T* dv, T* g, const std::vector<T>& scale, int64_t B, int64_t L) const {
-  const int64_t m = L * H_;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < B; ++b) {
-    const T* s = scale.empty() ? nullptr : scale.data() + b * H_;
-    for (int64_t i = b * m; i < (b + 1) * m; i += H_)
-      for (int64_t h = 0; h < H_; ++h) g[i + h] = (s ? g[i + h] * s[h] : g[i + h]) * dv[i + h];
-  }
 }
 
 // -------------------------------------------------- the recurrent mode (CPU)
@@ -293,7 +226,7 @@ void S4D::step_typed(ssm::Params p, State& st, const DLTensor& x, DLTensor& y) {
   check_param_shapes<T>(p);
   const T* u = ssm::data<T>(x, "x_t");
   const T* D = p.data<T>(kD);
-  std::vector<T> v(static_cast<size_t>(B * H_)), z(static_cast<size_t>(2 * B * H_));
+  std::vector<T> v(static_cast<size_t>(B * H_));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H_; ++h) {
       const double ut = double(u[b * H_ + h]);
@@ -306,9 +239,7 @@ void S4D::step_typed(ssm::Params p, State& st, const DLTensor& x, DLTensor& y) {
       }
       v[b * H_ + h] = static_cast<T>(2 * out + double(D[h]) * ut);
     }
-  ssm::kernels::gelu_forward(v.data(), v.data(), B * H_);
-  ssm::kernels::linear_forward(v.data(), p.data<T>(kWOut), p.data<T>(kBOut), z.data(), B, H_, 2 * H_);
-  ssm::kernels::glu_forward(z.data(), ssm::data<T>(y, "y_t"), B, H_);
+  s4block::step_output(v.data(), p.data<T>(kWOut), p.data<T>(kBOut), ssm::data<T>(y, "y_t"), B, H_);
 }
 
 }  // namespace s4d

@@ -14,7 +14,6 @@
 // goes into s4d.cu beside them (see CMakeLists.txt).
 #pragma once
 
-#include <ssm/kernels/fftconv.hpp>
 #include <ssm/sdk.hpp>
 
 #include <cstdint>
@@ -24,6 +23,7 @@
 #include <variant>
 #include <vector>
 
+#include "s4_block.hpp"
 #include "s4d_kernel.hpp"
 
 namespace s4d {
@@ -37,19 +37,12 @@ enum Param : size_t { kLogDt, kARealLog, kAImag, kB, kC, kD, kWOut, kBOut, kPara
 constexpr uint64_t kDropoutStream = kParamCount;
 
 // What backward needs from the most recent training forward (kept between
-// steps so its buffers are not reallocated every step).
+// steps so its buffers are not reallocated every step): the SSM's modes and
+// powers, and the block's activations (s4_block.hpp, shared with s4).
 template <typename T>
-struct Cache {
-  int64_t B = 0, L = 0;
+struct Cache : s4block::Activations<T> {
   Modes modes;
   Powers powers;
-  ssm::kernels::FftConvSpectra<T> u_spectra;  // the FFTs of the input x (B, L, H)
-  std::vector<T> K;      // the kernel (H, L), D folded into lag 0
-  std::vector<T> v;      // GELU'(K * u + D u): the GELU's derivative at its input
-  std::vector<T> d;      // after GELU and dropout: the Linear's input
-  std::vector<T> z;      // the Linear's output (B, L, 2H), gate replaced by its sigmoid; its gradient in backward
-  std::vector<T> scale;  // tied dropout (B, H): 0 or 1/(1-p); empty when off
-  std::vector<T> dK;     // backward scratch (H, L)
 };
 
 // Recurrent state: the modes' states of every (sequence, channel).
@@ -102,10 +95,6 @@ class S4D : public ssm::Layer {
   void forward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y);
   template <typename T>
   void backward_typed(ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp);
-  template <typename T>
-  void gelu_dropout_forward(T* v, T* d, const std::vector<T>& scale, int64_t B, int64_t L, bool training) const;
-  template <typename T>
-  void gelu_dropout_backward(const T* dv, T* g, const std::vector<T>& scale, int64_t B, int64_t L) const;
   template <typename T>
   void step_typed(ssm::Params p, State& st, const DLTensor& x, DLTensor& y);
 

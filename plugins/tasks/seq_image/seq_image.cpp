@@ -1,7 +1,11 @@
-// Sequential images (sMNIST, sFashion-MNIST): an image dataset read pixel by
-// pixel as a sequence of L = rows*cols one-channel steps, classified from the
-// mean over the sequence. Pixels are normalised with the training set's mean
-// and standard deviation.
+// Sequential images (sMNIST, sFashion-MNIST, psMNIST, sCIFAR): an image
+// dataset read pixel by pixel as a sequence of L = rows*cols steps of C
+// channels (a (rows, cols) dataset: C = 1; a (C, rows, cols) one such as
+// cifar10: C = 3, or 1 with --grayscale), classified from the mean over the
+// sequence. Each channel is normalised with the training set's mean and
+// standard deviation. --permute reads the pixels in a fixed random order
+// drawn from --permutation-seed (psMNIST), the same order for every image and
+// split; the seed is part of the run's configuration (docs/tasks.md).
 //
 // Batch `index` of the training split is batch (index mod S) of epoch
 // (index / S), S = floor(n_train / B), over a permutation drawn per epoch
@@ -17,22 +21,31 @@
 namespace {
 
 constexpr uint64_t kShuffleStream = 0x5e91a11ull;
+constexpr uint64_t kPixelPermStream = 0x9e3a7e11ull;
 
 class SeqImage : public ssm::Task {
  public:
-  static std::vector<std::string> aliases() { return {"sfashion", "smnist"}; }
+  static std::vector<std::string> aliases() { return {"sfashion", "smnist", "psmnist", "scifar"}; }
   static std::vector<ssm::Option> options() {
     return {
-        ssm::Option::dataset("dataset", "", "image dataset plugin (default: fashion-mnist for sfashion, mnist for smnist)"),
+        ssm::Option::dataset("dataset", "",
+                             "image dataset plugin (default: fashion-mnist for sfashion, mnist for smnist and psmnist, "
+                             "cifar10 for scifar)"),
         ssm::Option::string("dataset_dir", "", "folder of the dataset's files (default: the dataset plugin's)"),
         ssm::Option::integer("eval_size", "0", "evaluate on the first N test images (0: all)"),
+        ssm::Option::boolean("permute", "false", "read the pixels in a fixed random order (always for psmnist)"),
+        ssm::Option::integer("permutation_seed", "0", "the seed of that order (Fisher-Yates on Philox draws, docs/tasks.md)"),
+        ssm::Option::boolean("grayscale", "false", "colour images: one channel, 0.299 R + 0.587 G + 0.114 B, instead of three"),
     };
   }
 
   explicit SeqImage(const ssm::Config& cfg) {
     std::string name = cfg.str("plugin_name", "seq_image");
     std::string dataset = cfg.str("dataset");
-    if (dataset.empty()) dataset = name == "smnist" ? "mnist" : "fashion-mnist";
+    if (dataset.empty())
+      dataset = name == "smnist" || name == "psmnist" ? "mnist" : name == "scifar" ? "cifar10" : "fashion-mnist";
+    permute_ = name == "psmnist" || cfg.flag("permute");
+    pixel_seed_ = cfg.i64_at_least("permutation_seed", 0);
     ssm::ConfigBuilder dc;
     if (!cfg.str("dataset_dir").empty()) dc.set("dataset_dir", cfg.str("dataset_dir"));
     dataset_ = ssm::DatasetChild(dataset, dc);
@@ -41,8 +54,21 @@ class SeqImage : public ssm::Task {
       ssm::fail("seq_image: dataset '" + dataset + "' must give uint8 pixels, it gives " +
                 ssm::dtype_name(info_.example_dtype));
     if (info_.n_classes < 2) ssm::fail("seq_image: dataset '" + dataset + "' has no class labels");
-    pixels_ = 1;
-    for (int i = 0; i < info_.example_ndim; ++i) pixels_ *= info_.example_shape[i];
+    if (info_.example_ndim == 2) {
+      channels_ = 1;
+      pixels_ = info_.example_shape[0] * info_.example_shape[1];
+    } else if (info_.example_ndim == 3) {
+      channels_ = info_.example_shape[0];
+      pixels_ = info_.example_shape[1] * info_.example_shape[2];
+    } else {
+      ssm::fail("seq_image: dataset '" + dataset + "' gives " + std::to_string(info_.example_ndim) +
+                "-d examples; expected images (rows, cols) or (channels, rows, cols)");
+    }
+    grayscale_ = cfg.flag("grayscale") && channels_ > 1;
+    if (grayscale_ && channels_ != 3)
+      ssm::fail("seq_image: --grayscale needs 3 channels (R, G, B); dataset '" + dataset + "' has " + std::to_string(channels_));
+    out_channels_ = grayscale_ ? 1 : channels_;
+    if (permute_) make_pixel_order();
     n_eval_ = cfg.i64_at_least("eval_size", 0);
     if (n_eval_ == 0 || n_eval_ > info_.n_test) n_eval_ = info_.n_test;
     compute_normalisation();
@@ -51,7 +77,7 @@ class SeqImage : public ssm::Task {
   ssm_task_info info() override {
     ssm_task_info i{};
     i.input_kind = SSM_INPUT_REAL;
-    i.in_channels = 1;
+    i.in_channels = out_channels_;
     i.seq_len = pixels_;
     i.n_out = info_.n_classes;
     i.readout = SSM_READOUT_MEAN;
@@ -63,13 +89,20 @@ class SeqImage : public ssm::Task {
   }
 
   // A small model that learns in minutes on two cores; --preset s4d-example is the paper's.
+  // The pixel order is recorded with the run: permute and its seed are in its /config.
   std::vector<std::pair<std::string, std::string>> run_defaults() override {
-    return {{"epochs", "1"}, {"batch_size", "64"}, {"d_model", "64"}, {"n_layers", "4"},
-            {"d_state", "64"}, {"lr", "0.01"},      {"lr_ssm", "0.001"}, {"eval_every", "500"}};
+    std::vector<std::pair<std::string, std::string>> d = {
+        {"epochs", "1"}, {"batch_size", "64"}, {"d_model", "64"},  {"n_layers", "4"},
+        {"d_state", "64"}, {"lr", "0.01"},     {"lr_ssm", "0.001"}, {"eval_every", "500"}};
+    if (permute_) {
+      d.push_back({"permute", "true"});
+      d.push_back({"permutation_seed", std::to_string(pixel_seed_)});
+    }
+    return d;
   }
 
   void batch(int split, uint64_t seed, uint64_t index, int64_t B, DLTensor& x, DLTensor& y, DLTensor*) override {
-    ssm::check_shape(x, {B, pixels_, 1}, "x");
+    ssm::check_shape(x, {B, pixels_, out_channels_}, "x");
     ssm::check_shape(y, {B, 1}, "y");
     std::vector<int64_t> idx(static_cast<size_t>(B));
     int ds_split = SSM_SPLIT_TEST;
@@ -85,7 +118,7 @@ class SeqImage : public ssm::Task {
     } else {
       ssm::fail("seq_image: unknown split " + std::to_string(split));
     }
-    std::vector<uint8_t> raw(static_cast<size_t>(B * pixels_));
+    std::vector<uint8_t> raw(static_cast<size_t>(B * pixels_ * channels_));
     std::vector<int64_t> labels(static_cast<size_t>(B));
     std::vector<int64_t> raw_shape = {B};
     for (int i = 0; i < info_.example_ndim; ++i) raw_shape.push_back(info_.example_shape[i]);
@@ -93,7 +126,20 @@ class SeqImage : public ssm::Task {
     dataset_.read(ds_split, idx.data(), B, xv, lv.get());
     float* xp = ssm::data<float>(x, "x");
     int32_t* yp = ssm::data<int32_t>(y, "y");
-    for (int64_t i = 0; i < B * pixels_; ++i) xp[i] = static_cast<float>((raw[i] / 255.0 - mean_) / std_);
+    const int64_t C = channels_, P = pixels_, Co = out_channels_;
+    for (int64_t b = 0; b < B; ++b) {
+      const uint8_t* img = raw.data() + b * P * C;  // (C, P): channels first
+      float* out = xp + b * P * Co;                  // (P, Co): one step per pixel
+      for (int64_t t = 0; t < P; ++t) {
+        const int64_t p = permute_ ? order_[static_cast<size_t>(t)] : t;
+        if (grayscale_) {
+          out[t] = static_cast<float>((luma(img, p) - mean_[0]) / std_[0]);
+        } else {
+          for (int64_t c = 0; c < C; ++c)
+            out[t * Co + c] = static_cast<float>((img[c * P + p] / 255.0 - mean_[c]) / std_[c]);
+        }
+      }
+    }
     for (int64_t i = 0; i < B; ++i) yp[i] = static_cast<int32_t>(labels[i]);
   }
 
@@ -115,11 +161,29 @@ class SeqImage : public ssm::Task {
     return perm_;
   }
 
-  // Mean and standard deviation of every training pixel, in [0, 1] units.
+  // ITU-R 601-2 luma of pixel p of a (3, P) image, in [0, 1] units.
+  double luma(const uint8_t* img, int64_t p) const {
+    return (0.299 * img[p] + 0.587 * img[pixels_ + p] + 0.114 * img[2 * pixels_ + p]) / 255.0;
+  }
+
+  // A fixed order of the pixels: Fisher-Yates on Philox draws of
+  // (permutation_seed, kPixelPermStream, i), i = L-1 .. 1.
+  void make_pixel_order() {
+    order_.resize(static_cast<size_t>(pixels_));
+    std::iota(order_.begin(), order_.end(), 0);
+    for (int64_t i = pixels_ - 1; i > 0; --i) {
+      const uint64_t r = ssm::kernels::philox_uniform_bits(static_cast<uint64_t>(pixel_seed_), kPixelPermStream,
+                                                           static_cast<uint64_t>(i));
+      std::swap(order_[i], order_[static_cast<int64_t>(r % static_cast<uint64_t>(i + 1))]);
+    }
+  }
+
+  // Mean and standard deviation of every training pixel per (output) channel, in [0, 1] units.
   void compute_normalisation() {
     const int64_t chunk = 1000;
-    double sum = 0, sq = 0;
-    std::vector<uint8_t> raw(static_cast<size_t>(chunk * pixels_));
+    const int64_t Co = out_channels_;
+    std::vector<double> sum(static_cast<size_t>(Co), 0.0), sq(static_cast<size_t>(Co), 0.0);
+    std::vector<uint8_t> raw(static_cast<size_t>(chunk * pixels_ * channels_));
     std::vector<int64_t> idx(static_cast<size_t>(chunk));
     for (int64_t start = 0; start < info_.n_train; start += chunk) {
       const int64_t n = std::min(chunk, info_.n_train - start);
@@ -128,21 +192,32 @@ class SeqImage : public ssm::Task {
       for (int i = 0; i < info_.example_ndim; ++i) shape.push_back(info_.example_shape[i]);
       ssm::View xv(raw.data(), shape);
       dataset_.read(SSM_SPLIT_TRAIN, idx.data(), n, xv, nullptr);
-      for (int64_t i = 0; i < n * pixels_; ++i) {
-        const double v = raw[i] / 255.0;
-        sum += v;
-        sq += v * v;
+      for (int64_t b = 0; b < n; ++b) {
+        const uint8_t* img = raw.data() + b * pixels_ * channels_;
+        for (int64_t c = 0; c < Co; ++c)
+          for (int64_t p = 0; p < pixels_; ++p) {
+            const double v = grayscale_ ? luma(img, p) : img[c * pixels_ + p] / 255.0;
+            sum[c] += v;
+            sq[c] += v * v;
+          }
       }
     }
     const double count = static_cast<double>(info_.n_train * pixels_);
-    mean_ = sum / count;
-    std_ = std::sqrt(std::max(sq / count - mean_ * mean_, 1e-12));
+    mean_.assign(static_cast<size_t>(Co), 0.0);
+    std_.assign(static_cast<size_t>(Co), 1.0);
+    for (int64_t c = 0; c < Co; ++c) {
+      mean_[c] = sum[c] / count;
+      std_[c] = std::sqrt(std::max(sq[c] / count - mean_[c] * mean_[c], 1e-12));
+    }
   }
 
   ssm::DatasetChild dataset_;
   ssm_dataset_info info_{};
-  int64_t pixels_ = 0, n_eval_ = 0;
-  double mean_ = 0, std_ = 1;
+  int64_t pixels_ = 0, channels_ = 1, out_channels_ = 1, n_eval_ = 0;
+  bool permute_ = false, grayscale_ = false;
+  int64_t pixel_seed_ = 0;
+  std::vector<int64_t> order_;  // step t reads pixel order_[t] (when permuted)
+  std::vector<double> mean_, std_;
   std::vector<int64_t> perm_;
   int64_t perm_epoch_ = -1;
   uint64_t perm_seed_ = 0;
@@ -150,4 +225,5 @@ class SeqImage : public ssm::Task {
 
 }  // namespace
 
-SSM_PLUGIN_TASK(SeqImage, "seq_image", "1.0.0", "Sequential images (sMNIST/sFashion): pixel-by-pixel classification")
+SSM_PLUGIN_TASK(SeqImage, "seq_image", "1.1.0",
+                "Sequential images (sMNIST, sFashion, psMNIST, sCIFAR): pixel-by-pixel classification")

@@ -533,6 +533,13 @@ class DiscChild {
     check(f.eval(child_.instance(), ctx, &z, a, beta, da, dbeta), "discretization");
   }
   const char* suffix() const { return child_.iface<ssm_disc_iface>().suffix; }
+  // A named extension of the scheme (e.g. SSM_EXT_DISC_GBT from
+  // ssm/ext/disc_gbt.h); nullptr when it has none (or is a 1.0 plugin).
+  const void* extension(const char* id) const {
+    const auto& f = child_.iface<ssm_disc_iface>();
+    if (!SSM_HAS_FIELD(&f, ssm_disc_iface, get_extension) || !f.get_extension) return nullptr;
+    return f.get_extension(child_.instance(), id);
+  }
   explicit operator bool() const { return static_cast<bool>(child_); }
 
  private:
