@@ -92,7 +92,8 @@ bool is_noise_option(const std::string& key) {
 
 // ------------------------------------------------------------------ paths
 
-std::vector<std::string> expand_paths(const std::vector<std::string>& args, std::vector<LoadProblem>& problems) {
+std::vector<std::string> expand_paths(const std::vector<std::string>& args, std::vector<LoadProblem>& problems,
+                                      std::vector<std::string>* names) {
   std::vector<std::string> files;
   for (const std::string& a : args) {
     std::error_code ec;
@@ -109,8 +110,11 @@ std::vector<std::string> expand_paths(const std::vector<std::string>& args, std:
       std::sort(found.begin(), found.end());
       if (found.empty() && !ec) problems.push_back({a, "'" + a + "': no run logs (*.h5) in this directory"});
       files.insert(files.end(), found.begin(), found.end());
+      if (names)
+        for (const std::string& f : found) names->push_back(fs::path(f).lexically_relative(a).string());
     } else if (fs::exists(a, ec)) {
       files.push_back(a);
+      if (names) names->push_back(a);
     } else {
       problems.push_back({a, "'" + a + "': no such file or directory"});
     }
@@ -229,7 +233,7 @@ Row row_of_run(std::shared_ptr<const RunLogReader> log, const std::string& name)
 namespace {
 
 // The rows of a bench file (docs/analysis.md, "Benchmark files").
-void load_bench(const std::string& path, hid_t root, LoadResult& out) {
+void load_bench(const std::string& path, const std::string& display, hid_t root, LoadResult& out) {
   const std::string where = "bench file '" + path + "'";
   const int64_t version = h5::get_attr_int64(root, "schema_version", where);
   if (version < 1 || version > kBenchSchemaVersion)
@@ -239,7 +243,7 @@ void load_bench(const std::string& path, hid_t root, LoadResult& out) {
   h5::Handle results = h5::open_group(root, "results", where);
   const std::vector<std::string> names = h5::link_names(results.get(), where);
   if (names.empty()) throw Error(where + ": no results in the file (the benchmark was stopped before the first)");
-  const std::string stem = fs::path(path).filename().string();
+  const std::string stem = display;
   for (const std::string& id : names) {
     h5::Handle g = h5::open_group(results.get(), id, where);
     Row row;
@@ -284,9 +288,11 @@ void load_bench(const std::string& path, hid_t root, LoadResult& out) {
 
 }  // namespace
 
-LoadResult load_rows(const std::vector<std::string>& files) {
+LoadResult load_rows(const std::vector<std::string>& files, const std::vector<std::string>& names) {
   LoadResult out;
-  for (const std::string& path : files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& path = files[i];
+    const std::string name = i < names.size() && !names[i].empty() ? names[i] : path;
     try {
       // Bench files are told apart by their format attribute; everything else
       // goes to the run log reader, whose messages say what is wrong.
@@ -299,14 +305,14 @@ LoadResult load_rows(const std::vector<std::string>& files) {
               h5::attr_class(f.get(), "format", "'" + path + "'") == H5T_STRING &&
               h5::get_attr_string(f.get(), "format", "'" + path + "'") == kBenchFormat) {
             bench = true;
-            load_bench(path, f.get(), out);
+            load_bench(path, name, f.get(), out);
           }
           H5Eclear2(H5E_DEFAULT);
         }
       }
       if (bench) continue;
       auto log = std::make_shared<RunLogReader>(RunLogReader::open(path));
-      out.rows.push_back(row_of_run(std::move(log), path));
+      out.rows.push_back(row_of_run(std::move(log), name));
     } catch (const std::exception& e) {
       out.problems.push_back({path, e.what()});
     }

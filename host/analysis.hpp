@@ -70,12 +70,16 @@ bool is_noise_option(const std::string& key);
 
 // Files to read for each argument: a file as it is; a directory, every *.h5
 // below it (recursively, sorted). An empty directory or a missing path is a
-// problem. The result keeps the arguments' order.
-std::vector<std::string> expand_paths(const std::vector<std::string>& args, std::vector<LoadProblem>& problems);
+// problem. The result keeps the arguments' order. `names` (if given) gets
+// what a table calls each file: a file argument as written, a file found in
+// a directory by its path below that directory.
+std::vector<std::string> expand_paths(const std::vector<std::string>& args, std::vector<LoadProblem>& problems,
+                                      std::vector<std::string>* names = nullptr);
 
 // Reads run logs and bench files into rows; a bad file is a problem, the
-// others are read. Bench files give one row per combination.
-LoadResult load_rows(const std::vector<std::string>& files);
+// others are read. Bench files give one row per combination. names[i] (if
+// given) is what the run column shows for files[i], else the path.
+LoadResult load_rows(const std::vector<std::string>& files, const std::vector<std::string>& names = {});
 
 // One row of a run log (throws ssmhost::Error naming the file).
 Row row_of_run(std::shared_ptr<const RunLogReader> log, const std::string& name);

@@ -463,7 +463,7 @@ int run_bench(const std::vector<std::string>& args) {
     }
     append_result(s.out, i, combos.size(), m, i + 1 == combos.size());
   }
-  LoadResult loaded = load_rows({s.out});
+  LoadResult loaded = load_rows({s.out}, {boost::filesystem::path(s.out).filename().string()});
   std::cout << format_table(loaded.rows, table_columns(loaded.rows), s.format);
   for (const LoadProblem& p : loaded.problems) std::fprintf(stderr, "ssmhost: bench: %s\n", p.message.c_str());
   if (!s.quiet) std::fprintf(stderr, "bench file: %s\n", s.out.c_str());

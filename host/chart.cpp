@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "error.hpp"
 
@@ -95,6 +96,14 @@ std::string xml(const std::string& s) {
     }
   }
   return o;
+}
+
+// Whether a series has a point to draw on this chart.
+bool has_points(const Chart& c, const Series& s) {
+  for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
+    if (std::isfinite(s.x[i]) && std::isfinite(s.y[i]) && !(c.log_x && s.x[i] <= 0) && !(c.log_y && s.y[i] <= 0))
+      return true;
+  return false;
 }
 
 // Rough width of a text in 12 px DejaVu Sans (for the legend's size).
@@ -233,7 +242,8 @@ std::string render_svg(const Chart& c) {
       const char* color = kPalette[k % kPaletteSize];
       o << "<line x1=\"" << lx << "\" y1=\"" << y + 8 << "\" x2=\"" << lx + 22 << "\" y2=\"" << y + 8 << "\" stroke=\""
         << color << "\" stroke-width=\"2.5\"/>\n"
-        << "<text x=\"" << lx + 28 << "\" y=\"" << y + 12 << "\">" << xml(c.series[k].label) << "</text>\n";
+        << "<text x=\"" << lx + 28 << "\" y=\"" << y + 12 << "\">"
+        << xml(c.series[k].label + (has_points(c, c.series[k]) ? "" : " (no data)")) << "</text>\n";
     }
     o << "</g>\n";
   }
@@ -297,22 +307,32 @@ void render_png_gnuplot(const Chart& c, const std::string& path) {
   if (!c.title.empty()) s << "set title " << gp_quote(c.title) << " font 'DejaVu Sans:Bold,12'\n";
   if (c.log_x) s << "set logscale x\n";
   if (c.log_y) s << "set logscale y\n";
-  // gnuplot cannot plot an empty block: leave out series without points.
+  // The same ranges as the SVG.
+  const Range xr = padded(range_of(c, true), c.log_x), yr = padded(range_of(c, false), c.log_y);
+  s << "set xrange [" << xr.lo << ":" << xr.hi << "]\nset yrange [" << yr.lo << ":" << yr.hi << "]\n";
+  // Log axes get the SVG's ticks (gnuplot labels only whole decades).
+  for (const auto& [axis, log_axis, r] : {std::tuple<const char*, bool, Range>{"x", c.log_x, xr}, {"y", c.log_y, yr}}) {
+    if (!log_axis) continue;
+    const std::vector<double> t = nice_ticks(r.lo, r.hi, true);
+    s << "set " << axis << "tics (";
+    for (size_t i = 0; i < t.size(); ++i) s << (i ? ", " : "") << gp_quote(tick_text(t[i], 0, true)) << " " << t[i];
+    s << ")\n";
+  }
+  // gnuplot cannot plot an empty inline block: a series without points is a
+  // legend entry only (NaN plots nothing).
   std::vector<const Series*> shown;
-  for (const Series& se : c.series) {
-    bool any = false;
-    for (size_t i = 0; i < se.x.size() && i < se.y.size(); ++i) any |= std::isfinite(se.x[i]) && std::isfinite(se.y[i]);
-    if (any) shown.push_back(&se);
-  }
-  if (shown.empty()) throw Error("nothing to plot in '" + path + "': no series has a finite point");
+  bool any_point = false;
   s << "plot ";
-  for (size_t k = 0; k < shown.size(); ++k) {
-    const size_t color = static_cast<size_t>(std::find_if(c.series.begin(), c.series.end(),
-                                                          [&](const Series& x) { return &x == shown[k]; }) -
-                                             c.series.begin());
-    s << (k ? ", " : "") << "'-' using 1:2 with " << (shown[k]->markers ? "linespoints pt 7 ps 0.8" : "lines")
-      << " lw 2 lc rgb '" << kPalette[color % kPaletteSize] << "' title " << gp_quote(shown[k]->label);
+  for (size_t k = 0; k < c.series.size(); ++k) {
+    const Series& se = c.series[k];
+    const bool has = has_points(c, se);
+    any_point |= has;
+    if (has) shown.push_back(&se);
+    s << (k ? ", " : "") << (has ? "'-' using 1:2" : "NaN") << " with "
+      << (se.markers ? "linespoints pt 7 ps 0.8" : "lines") << " lw 2 lc rgb '" << kPalette[k % kPaletteSize]
+      << "' title " << gp_quote(se.label + (has ? "" : " (no data)"));
   }
+  if (!any_point) throw Error("nothing to plot in '" + path + "': no series has a finite point");
   s << "\n";
   for (const Series* se : shown) {
     bool gap = false;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <array>
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -141,16 +142,42 @@ h5::Handle vlen_string_type(const std::string& where) {
   return type;
 }
 
+// Fixed-length UTF-8 strings of `size` bytes (NUL-padded). Checkpoints hold
+// no variable-length strings: those live in HDF5's global heap, which has no
+// checksum, and HDF5 1.10 crashes (memcpy past the heap) on some flipped
+// bits there. Everything HDF5 parses in a checkpoint is then in checksummed
+// metadata (format 1.8+), and the rest is covered by our own checksums.
+h5::Handle fixed_string_type(size_t size, const std::string& where) {
+  h5::Handle type = h5::check_id(H5Tcopy(H5T_C_S1), H5Tclose, where, "cannot create a string type");
+  h5::check_status(H5Tset_size(type.get(), std::max<size_t>(size, 1)), where, "cannot create a string type");
+  h5::check_status(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), where, "cannot create a string type");
+  h5::check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), where, "cannot create a string type");
+  return type;
+}
+
+void set_fixed_string_attr(hid_t obj, const std::string& name, const std::string& value, const std::string& where) {
+  const std::string what = "cannot write attribute '" + name + "'";
+  h5::Handle type = fixed_string_type(value.size(), where);
+  h5::Handle space = h5::check_id(H5Screate(H5S_SCALAR), H5Sclose, where, what);
+  h5::Handle attr = h5::check_id(H5Acreate2(obj, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                 H5Aclose, where, what);
+  std::string padded = value;
+  padded.resize(std::max<size_t>(value.size(), 1), '\0');
+  h5::check_status(H5Awrite(attr.get(), type.get(), padded.data()), where, what);
+}
+
 void write_names(hid_t file, const std::vector<NamedArray>& arrays, const std::string& where) {
-  std::vector<const char*> names;
-  for (const auto& array : arrays) names.push_back(array.name.c_str());
-  h5::Handle type = vlen_string_type(where);
-  h5::Handle space = dataspace_for({static_cast<int64_t>(names.size())}, where);
+  size_t width = 1;
+  for (const auto& array : arrays) width = std::max(width, array.name.size());
+  std::string packed(arrays.size() * width, '\0');
+  for (size_t i = 0; i < arrays.size(); ++i) packed.replace(i * width, arrays[i].name.size(), arrays[i].name);
+  h5::Handle type = fixed_string_type(width, where);
+  h5::Handle space = dataspace_for({static_cast<int64_t>(arrays.size())}, where);
   h5::Handle dataset = h5::check_id(
       H5Dcreate2(file, kNamesDataset, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
       where, "cannot create dataset '" + std::string(kNamesDataset) + "'");
-  if (!names.empty())
-    h5::check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, names.data()), where,
+  if (!arrays.empty())
+    h5::check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed.data()), where,
                      "cannot write dataset '" + std::string(kNamesDataset) + "'");
 }
 
@@ -163,13 +190,26 @@ std::vector<std::string> read_names(hid_t file, const std::string& where) {
                                                                 std::string(kNamesDataset) + "' is not 1-D)");
   hsize_t count = 0;
   h5::check_status(H5Sget_simple_extent_dims(space.get(), &count, nullptr), where, what);
-  std::vector<char*> raw(count, nullptr);
   if (count == 0) return {};
-  h5::Handle type = vlen_string_type(where);
-  h5::check_status(H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), where, what);
+  h5::Handle file_type = h5::check_id(H5Dget_type(dataset.get()), H5Tclose, where, what);
+  if (H5Tget_class(file_type.get()) != H5T_STRING)
+    throw Error(where + ": damaged checkpoint ('" + std::string(kNamesDataset) + "' does not hold strings)");
   std::vector<std::string> names;
-  for (char* name : raw) names.push_back(name != nullptr ? name : "");
-  H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, raw.data());
+  if (H5Tis_variable_str(file_type.get()) > 0) {  // checkpoints of ssmhost 0.2
+    h5::Handle type = vlen_string_type(where);
+    std::vector<char*> raw(count, nullptr);
+    h5::check_status(H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), where, what);
+    for (char* name : raw) names.push_back(name != nullptr ? name : "");
+    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, raw.data());
+    return names;
+  }
+  const size_t width = H5Tget_size(file_type.get());
+  if (width == 0 || width > 65536) throw Error(where + ": damaged checkpoint (array names of " +
+                                               std::to_string(width) + " bytes)");
+  h5::Handle type = fixed_string_type(width, where);
+  std::string packed(count * width, '\0');
+  h5::check_status(H5Dread(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, packed.data()), where, what);
+  for (size_t i = 0; i < count; ++i) names.push_back(std::string(packed.c_str() + i * width, strnlen(packed.c_str() + i * width, width)));
   return names;
 }
 
@@ -255,7 +295,7 @@ void write_checkpoint_file(const std::string& file_path, const CheckpointData& d
   h5::set_attr_uint64(root, kMetaChecksumAttr, meta_checksum(data), where);
   {
     h5::Handle config = h5::create_group(root, "config", where);
-    for (const auto& [name, value] : data.config) h5::set_attr_string(config.get(), name, value, where);
+    for (const auto& [name, value] : data.config) set_fixed_string_attr(config.get(), name, value, where);
   }
   {
     h5::Handle state = h5::create_group(root, "trainer_state", where);

@@ -203,6 +203,7 @@ std::string get_attr_string(hid_t obj, const std::string& name, const std::strin
   size_t size = H5Tget_size(file_type.get());
   Handle mem_type = check_id(H5Tcopy(H5T_C_S1), H5Tclose, where, what);
   check_status(H5Tset_size(mem_type.get(), size + 1), where, what);
+  check_status(H5Tset_cset(mem_type.get(), H5Tget_cset(file_type.get())), where, what);  // HDF5 converts no cset
   std::vector<char> buffer(size + 1, '\0');
   check_status(H5Aread(attr.get(), mem_type.get(), buffer.data()), where, what);
   std::string value(buffer.data());

@@ -229,8 +229,9 @@ int run_plot(const std::vector<std::string>& args) {
     throw UsageError("--split must be train or eval, got '" + split + "'");
 
   std::vector<LoadProblem> problems;
-  std::vector<std::string> files = expand_paths(paths, problems);
-  LoadResult loaded = load_rows(files);
+  std::vector<std::string> names;
+  std::vector<std::string> files = expand_paths(paths, problems, &names);
+  LoadResult loaded = load_rows(files, names);
   for (auto& p : loaded.problems) problems.push_back(p);
   std::vector<Row> rows = loaded.rows;
   if (vm.count("filter"))

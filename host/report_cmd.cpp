@@ -232,11 +232,12 @@ int run_report(const std::vector<std::string>& args) {
     for (const std::string& f : vm["filter"].as<std::vector<std::string>>()) filters.push_back(Filter::parse(f));
 
   std::vector<LoadProblem> problems;
-  std::vector<std::string> files = expand_paths(paths, problems);
+  std::vector<std::string> names;
+  std::vector<std::string> files = expand_paths(paths, problems, &names);
   const bool single = paths.size() == 1 && files.size() == 1 && problems.empty() && files[0] == paths[0] &&
                       !vm.count("format") && !vm.count("sort") && !vm.count("filter") && !vm.count("columns") &&
                       !vm.count("table");
-  LoadResult loaded = load_rows(files);
+  LoadResult loaded = load_rows(files, names);
   for (auto& p : loaded.problems) problems.push_back(p);
   for (const LoadProblem& p : problems) std::fprintf(stderr, "ssmhost: report: %s\n", p.message.c_str());
 

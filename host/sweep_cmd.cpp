@@ -103,9 +103,11 @@ std::string outcome(const Config& c, const ChildExit& e, double seconds) {
   try {
     auto log = std::make_shared<RunLogReader>(RunLogReader::open(c.log));
     Row row = row_of_run(log, c.log);
-    std::snprintf(buf, sizeof buf, "%s, best %s %.4f", row.get("status").format().c_str(),
-                  row.get("metric").format().c_str(), row.get("best").number);
-    what = buf;
+    what = row.get("status").format();
+    if (!row.get("best").missing()) {
+      std::snprintf(buf, sizeof buf, ", best %s %.4f", row.get("metric").format().c_str(), row.get("best").number);
+      what += buf;
+    }
   } catch (const std::exception&) {
   }
   std::snprintf(buf, sizeof buf, "%.0f s", seconds);
@@ -330,10 +332,13 @@ int run_sweep(const std::vector<std::string>& args) {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
 
-  std::vector<std::string> present;
+  std::vector<std::string> present, names;
   for (const std::string& l : logs)
-    if (boost::filesystem::exists(l)) present.push_back(l);
-  LoadResult loaded = load_rows(present);
+    if (boost::filesystem::exists(l)) {
+      present.push_back(l);
+      names.push_back(boost::filesystem::path(l).filename().string());
+    }
+  LoadResult loaded = load_rows(present, names);
   for (const LoadProblem& p : loaded.problems) std::fprintf(stderr, "ssmhost: sweep: %s\n", p.message.c_str());
   if (!loaded.rows.empty()) std::cout << format_table(loaded.rows, table_columns(loaded.rows), so.format);
   std::fprintf(stderr, "sweep: %zu run%s, %zu failed, %zu skipped, %zu resumed%s; `ssmhost report %s` shows them again\n",

@@ -194,7 +194,8 @@ LogPlan plan_log(const RunOptions& opt) {
   auto holder = RunLock::holder(plan.path);
   if (holder && holder->pid != static_cast<long>(::getpid()))
     throw Error(where + " is being written by " + holder->describe() +
-                "; wait for that run to end, stop it, or choose another --log");
+                "; wait for that run to end, stop it, or choose another --log (lock file '" +
+                RunLock::lock_path_of(plan.path) + "'; if that process is gone, delete the lock file)");
   const bool continues = !ckpt_log.empty() && same_file(plan.path, ckpt_log);
   if (continues && exists(plan.path) && !opt.overwrite) {
     plan.append = true;

@@ -1,6 +1,7 @@
 // Checkpoints: bit-exact round trip, atomic replacement, and clear errors
 // (naming the file) for every kind of bad input.
 #include <hdf5.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -240,4 +241,111 @@ TEST_CASE("checkpoint: bad inputs give an error naming the file", "[checkpoint]"
   SECTION("a directory") {
     CHECK_THAT(load_error(dir.path.string()), Catch::Contains("directory"));
   }
+}
+
+namespace {
+
+std::string load_error(const std::string& path) {
+  return error_of([&] { ssmhost::load_checkpoint(path); });
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// Where a contiguous dataset's values start in the file.
+size_t data_offset(const std::string& path, const std::string& dataset) {
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(file >= 0);
+  hid_t d = H5Dopen2(file, dataset.c_str(), H5P_DEFAULT);
+  REQUIRE(d >= 0);
+  haddr_t offset = H5Dget_offset(d);
+  H5Dclose(d);
+  H5Fclose(file);
+  REQUIRE(offset != HADDR_UNDEF);
+  return static_cast<size_t>(offset);
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: flipped bits are refused, naming the damaged array", "[checkpoint][integrity]") {
+  TempDir dir;
+  const std::string path = (dir.path / "run.h5.ckpt").string();
+  ssmhost::save_checkpoint(path, example_checkpoint(3));
+  const std::string good = read_bytes(path);
+
+  SECTION("in an array's values") {
+    for (const std::string name : {"param/3/log_dt", "adam_m/3/log_dt"}) {
+      std::string bad = good;
+      bad[data_offset(path, "arrays/" + name) + 9] ^= 0x04;
+      const std::string damaged = (dir.path / "damaged.ckpt").string();
+      write_bytes(damaged, bad);
+      const std::string error = load_error(damaged);
+      CHECK_THAT(error, Catch::Contains("damaged.ckpt") && Catch::Contains("array '" + name + "'") &&
+                            Catch::Contains("checksum"));
+    }
+  }
+  SECTION("in the options (kept where HDF5 checks nothing)") {
+    const std::string changed = (dir.path / "changed.ckpt").string();
+    write_bytes(changed, good);
+    hid_t file = H5Fopen(changed.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+    hid_t config = H5Gopen2(file, "config", H5P_DEFAULT);
+    hid_t attr = H5Aopen(config, "lr", H5P_DEFAULT);
+    hid_t type = H5Aget_type(attr);
+    REQUIRE(H5Tget_size(type) == 5);  // "0.001", fixed-length
+    REQUIRE(H5Awrite(attr, type, "0.101") >= 0);
+    H5Tclose(type);
+    H5Aclose(attr);
+    H5Gclose(config);
+    H5Fclose(file);
+    CHECK_THAT(load_error(changed), Catch::Contains("changed.ckpt") && Catch::Contains("checksum"));
+  }
+  SECTION("anywhere: every single-bit flip is an error naming the file, or changes nothing") {
+    const CheckpointData original = ssmhost::load_checkpoint(path);
+    std::mt19937 random(5);
+    const std::string flipped = (dir.path / "flipped.ckpt").string();
+    int refused = 0, harmless = 0;
+    const char* env = std::getenv("SSM_FLIP_TRIALS");  // more for a longer hunt
+    const int trials = env ? std::atoi(env) : 300;
+    for (int trial = 0; trial < trials; ++trial) {
+      std::string bad = good;
+      const size_t at = random() % bad.size();
+      bad[at] ^= static_cast<char>(1 << (random() % 8));
+      write_bytes(flipped, bad);
+      try {
+        CheckpointData loaded = ssmhost::load_checkpoint(flipped);
+        INFO("bit flipped at byte " << at << " of " << bad.size());
+        check_equal_bits(original, loaded);
+        ++harmless;
+      } catch (const ssmhost::Error& e) {
+        CHECK_THAT(std::string(e.what()), Catch::Contains("flipped.ckpt"));
+        ++refused;
+      }
+    }
+    CHECK(refused > trials / 3);
+    WARN(refused << " of " << trials << " single-bit flips refused, " << harmless << " in unused bytes");
+  }
+}
+
+TEST_CASE("checkpoint: temporary files of killed saves are removed by the next save", "[checkpoint]") {
+  TempDir dir;
+  const std::string path = (dir.path / "run.h5.ckpt").string();
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  int status = 0;
+  REQUIRE(waitpid(dead, &status, 0) == dead);
+  const std::string left = path + ".tmp-" + std::to_string(dead);
+  std::ofstream(left) << "half a checkpoint";
+  const std::string alive = path + ".tmp-1";  // init's: a live process, left alone
+  std::ofstream(alive) << "someone else's";
+  ssmhost::save_checkpoint(path, example_checkpoint(1));
+  CHECK_FALSE(fs::exists(left));
+  CHECK(fs::exists(alive));
+  fs::remove(alive);
 }

@@ -100,7 +100,7 @@ TEST_CASE("report of several runs: one row each, fixed columns, differing option
   CHECK_THAT(ls[0], !Contains("d_model"));   // the same in all
   CHECK_THAT(ls[0], !Contains("seed"));
   CHECK_THAT(ls[0], !Contains("inner"));     // no run has one
-  CHECK_THAT(ls[2], Contains("runs/a_zoh.h5"));
+  CHECK(ls[2].rfind("a_zoh.h5 ", 0) == 0);  // named below the directory given
   CHECK_THAT(ls[2], Contains("completed"));
   CHECK_THAT(ls[3], Contains("bilinear"));
 }

@@ -10,6 +10,7 @@
 #include <ssm/kernels/philox.hpp>
 #include <ssm/sdk.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -418,4 +419,18 @@ TEST_CASE("char_lm: a small S4D model beats the unigram and bigram models", "[ch
   CHECK(log.metric_name() == "bpc");
   CHECK(bpc < base->unigram_bpc - 0.5);
   CHECK(bpc < base->bigram_bpc);
+  // The log keeps the baselines and the vocabulary.
+  CHECK(log.summary_numbers().at("unigram_bpc") == Approx(base->unigram_bpc));
+  CHECK(log.summary_numbers().at("bigram_bpc") == Approx(base->bigram_bpc));
+  CHECK(log.root_attrs().at("vocab_kind") == "char");
+  const std::string cps = log.root_attrs().at("vocab_codepoints");
+  CHECK(static_cast<int64_t>(std::count(cps.begin(), cps.end(), ',')) + 1 == task->info().vocab_size);
+  std::vector<long> ids;  // code point order: strictly increasing
+  for (size_t pos = 0; pos < cps.size();) {
+    size_t used = 0;
+    ids.push_back(std::stol(cps.substr(pos), &used));
+    pos += used + 1;
+  }
+  CHECK(std::adjacent_find(ids.begin(), ids.end(), [](long a, long b) { return a >= b; }) == ids.end());
+  CHECK(std::find(ids.begin(), ids.end(), long{'\n'}) != ids.end());
 }

@@ -211,8 +211,9 @@ def load_run(path):
     return Run(path)
 
 
-def expand(paths):
-    """Files for paths: a file as it is, a directory's *.h5 files below it (sorted)."""
+def _expand_named(paths):
+    """(file, name) for paths: a file as it is (named as given), a directory's *.h5 files below it
+    (sorted, named by their path below the directory), as `ssmhost report` names them."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out = []
@@ -223,10 +224,15 @@ def expand(paths):
                 found += [os.path.normpath(os.path.join(root, f)) for f in files if f.endswith(".h5")]
             if not found:
                 warnings.warn(f"'{p}': no run logs (*.h5) in this directory")
-            out += sorted(found)
+            out += [(f, os.path.relpath(f, p)) for f in sorted(found)]
         else:
-            out.append(p)
+            out.append((p, p))
     return out
+
+
+def expand(paths):
+    """Files for paths: a file as it is, a directory's *.h5 files below it (sorted)."""
+    return [f for f, _ in _expand_named(paths)]
 
 
 def _is_bench(path):
@@ -277,9 +283,9 @@ def load_bench(path):
     return df
 
 
-def _bench_rows(path):
+def _bench_rows(path, name):
     df = load_bench(path)
-    stem = os.path.basename(path)
+    stem = name
     out = []
     for _, b in df.iterrows():
         r = {"run": f"{stem}#{b['id']}", "path": path, "_kind": "bench"}
@@ -318,9 +324,9 @@ def load_table(paths, differing=False):
     first, then every option; with differing=True only the options whose values differ.
     Unreadable files are skipped with a warning."""
     rows = []
-    for p in expand(paths):
+    for p, name in _expand_named(paths):
         try:
-            rows += _bench_rows(p) if _is_bench(p) else [Run(p).row(p)]
+            rows += _bench_rows(p, name) if _is_bench(p) else [Run(p).row(name)]
         except ValueError as e:
             warnings.warn(str(e))
     df = pd.DataFrame(rows)

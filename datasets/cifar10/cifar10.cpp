@@ -75,8 +75,9 @@ class Cifar10 : public ssm::Dataset {
   static std::vector<std::string> aliases() { return {"cifar"}; }
   static std::vector<ssm::Option> options() {
     return {ssm::Option::string("dataset_dir", "",
-                                "folder with data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary "
-                                "version, cifar-10-batches-bin, or the folder it was unpacked in)")};
+                                "folder with data_batch_1.bin .. data_batch_5.bin and test_batch.bin: the binary "
+                                "version, cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, "
+                                "unpacked (cifar-10-batches-bin, or the folder it was unpacked in)")};
   }
 
   explicit Cifar10(const ssm::Config& cfg) {

@@ -123,6 +123,7 @@ struct Nodes {
   double alpha = 0;
   std::vector<cd> sigma, kappa;
   std::vector<double> rho, tau;
+  std::vector<double> sigma_re, sigma_im, sigma2_re, sigma2_im;  // sigma and sigma^2, split
 
   void build(int64_t l_, double alpha_) {
     if (l_ == l && alpha_ == alpha && nbins) return;
@@ -141,6 +142,12 @@ struct Nodes {
       const cd one_minus(2 * s * s, std::sin(theta));
       const cd den = alpha + (1 - alpha) * omega;
       sigma[k] = one_minus / den, rho[k] = 1, tau[k] = 1, kappa[k] = 1.0 / den;
+    }
+    sigma_re.resize(nbins), sigma_im.resize(nbins), sigma2_re.resize(nbins), sigma2_im.resize(nbins);
+    for (int64_t k = 0; k < nbins; ++k) {
+      sigma_re[k] = sigma[k].real(), sigma_im[k] = sigma[k].imag();
+      const cd s2 = sigma[k] * sigma[k];
+      sigma2_re[k] = s2.real(), sigma2_im[k] = s2.imag();
     }
   }
 };
@@ -212,21 +219,37 @@ inline CMat cauchy_weights(const Dplr& m, const cd* Ct, int64_t h) {
   return V;
 }
 
-// 1/d with d = (sigma - rho w)(sigma - rho conj w), for every (bin, mode): (nbins, N2).
-inline CMat cauchy_dinv(const Nodes& nd, const cd* lam, double dt, int64_t N2) {
-  CMat Dinv(nd.nbins, N2);
+// u = 1/d with d = (sigma - rho w)(sigma - rho conj w) = sigma^2 - 2 rho Re(w) sigma + rho^2 |w|^2,
+// w = dt Lambda_n, for every (bin, mode), as real and imaginary parts (nbins, N2);
+// with U2r, U2i also u^2.
+inline void cauchy_u(const Nodes& nd, const cd* lam, double dt, int64_t N2, RMat& Ur, RMat& Ui, RMat* U2r = nullptr,
+                     RMat* U2i = nullptr) {
+  const int64_t nb = nd.nbins;
+  Ur.resize(nb, N2), Ui.resize(nb, N2);
+  if (U2r) U2r->resize(nb, N2), U2i->resize(nb, N2);
+  const double *s2r = nd.sigma2_re.data(), *s2i = nd.sigma2_im.data(), *sr = nd.sigma_re.data(),
+               *si = nd.sigma_im.data(), *rho = nd.rho.data();
   for (int64_t n = 0; n < N2; ++n) {
     const cd w = dt * lam[n];
     const double wr = w.real(), w2 = std::norm(w);
-    for (int64_t k = 0; k < nd.nbins; ++k) {
-      const cd s = nd.sigma[k];
-      const double r = nd.rho[k];
-      const cd d = s * s - 2 * r * wr * s + r * r * w2;
-      const double inv = 1.0 / std::norm(d);
-      Dinv(k, n) = cd(d.real() * inv, -d.imag() * inv);
+    double* ur = Ur.col(n).data();
+    double* ui = Ui.col(n).data();
+    for (int64_t k = 0; k < nb; ++k) {
+      const double c1 = 2 * rho[k] * wr, c0 = rho[k] * rho[k] * w2;
+      const double dr = s2r[k] - c1 * sr[k] + c0, di = s2i[k] - c1 * si[k];
+      const double inv = 1.0 / (dr * dr + di * di);
+      ur[k] = dr * inv;
+      ui[k] = -di * inv;
+    }
+    if (U2r) {
+      double* u2r = U2r->col(n).data();
+      double* u2i = U2i->col(n).data();
+      for (int64_t k = 0; k < nb; ++k) {
+        u2r[k] = ur[k] * ur[k] - ui[k] * ui[k];
+        u2i[k] = 2 * ur[k] * ui[k];
+      }
     }
   }
-  return Dinv;
 }
 
 // Woodbury at one bin: K^ = kappa [r00 - tau r01 (I + tau r11)^{-1} r10]; r is
@@ -276,6 +299,9 @@ inline cd woodbury(const cd* r, int64_t R, cd kappa, double tau, const cd* s_K =
 // K^ (H, nbins) of every channel at the nodes; Ct (H, N2) is the C~ to use
 // (the parameter, or its doubled form). Keeps the Cauchy sums Rs (H, nbins,
 // (R+1)^2) for the backward when Rs is not null.
+//
+// With u = 1/d: r_p = sigma sum_n u 2 Re v_p - rho sum_n u 2 Re(v_p conj w):
+// two real matrix products (nbins, N2) x (N2, 2 np) per channel.
 inline void cauchy_forward(const Dplr& m, const cd* Ct, const Nodes& nd, cd* Khat, std::vector<cd>* Rs) {
   const int64_t N2 = m.N2, R = m.R, np = (R + 1) * (R + 1), nb = nd.nbins;
   if (Rs) Rs->resize(static_cast<size_t>(m.H * nb * np));
@@ -284,20 +310,21 @@ inline void cauchy_forward(const Dplr& m, const cd* Ct, const Nodes& nd, cd* Kha
     const cd* lam = m.lam(h);
     const double dt = m.dt[h];
     const CMat V = detail::cauchy_weights(m, Ct + h * N2, h);
-    // r = sigma (Dinv 2 Re V) - rho (Dinv 2 Re(V conj w)).
-    RMat Vr(N2, 2 * np);
+    RMat AB(N2, 2 * np);
     for (int64_t n = 0; n < N2; ++n) {
       const cd wc = std::conj(dt * lam[n]);
       for (int64_t q = 0; q < np; ++q) {
-        Vr(n, q) = 2 * V(n, q).real();
-        Vr(n, np + q) = 2 * (V(n, q) * wc).real();
+        AB(n, q) = 2 * V(n, q).real();
+        AB(n, np + q) = 2 * (V(n, q) * wc).real();
       }
     }
-    const CMat Dinv = detail::cauchy_dinv(nd, lam, dt, N2);
-    const CMat X = Dinv * Vr.cast<cd>();  // (nb, 2 np)
+    RMat Ur, Ui;
+    detail::cauchy_u(nd, lam, dt, N2, Ur, Ui);
+    const RMat Xr = Ur * AB, Xi = Ui * AB;  // (nb, 2 np)
     std::vector<cd> r(static_cast<size_t>(np));
     for (int64_t k = 0; k < nb; ++k) {
-      for (int64_t q = 0; q < np; ++q) r[q] = nd.sigma[k] * X(k, q) - nd.rho[k] * X(k, np + q);
+      for (int64_t q = 0; q < np; ++q)
+        r[q] = nd.sigma[k] * cd(Xr(k, q), Xi(k, q)) - nd.rho[k] * cd(Xr(k, np + q), Xi(k, np + q));
       Khat[h * nb + k] = detail::woodbury(r.data(), R, nd.kappa[k], nd.tau[k]);
       if (Rs) std::copy(r.begin(), r.end(), Rs->begin() + (h * nb + k) * np);
     }
@@ -308,14 +335,16 @@ inline void cauchy_forward(const Dplr& m, const cd* Ct, const Nodes& nd, cd* Kha
 // accumulates the gradients of Lambda, P, B, dt into g and that of Ct into
 // gCt (H, N2), both as (d/dRe, d/dIm) pairs (DplrGrad's convention).
 //
-// With t1 = 1/(sigma - rho w), t2 = 1/(sigma - rho conj w) and s_r the
-// sensitivities of the sums r = sum_n v t1 + conj(v) t2:
-//   s_v = sum_k s_r t1 + conj(s_r t2),
-//   s_w = sum_k rho (s_r v t1^2 + conj(s_r conj(v) t2^2)),
-// then v = dt a b and w = dt Lambda.
+// With t1 = 1/(sigma - rho w) = (sigma - rho conj w) u, t2 = 1/(sigma - rho conj w)
+// = (sigma - rho w) u and S the sensitivities of the sums r = sum_n v t1 + conj(v) t2:
+//   s_v = sum_k S t1 + conj(S t2) = 2 sum_k Re(sigma S u) - 2 conj(w) sum_k rho Re(S u)
+//   s_w = sum_k rho (S v t1^2 + conj(S conj(v) t2^2))
+//       = v (M0 - 2 conj(w) M1 + conj(w)^2 M2) + conj(conj(v) (M0 - 2 w M1 + w^2 M2)),
+//   M_j = sum_k c_j S u^2,  c = (rho sigma^2, rho^2 sigma, rho^3),
+// all real matrix products (N2, nbins) x (nbins, .) per channel; then
+// v = dt a b and w = dt Lambda.
 inline void cauchy_backward(const Dplr& m, const cd* Ct, const Nodes& nd, const cd* s_K, const std::vector<cd>& Rs,
                             DplrGrad& g, cd* gCt) {
-  using CMatR = Eigen::Matrix<cd, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t N2 = m.N2, R = m.R, R1 = R + 1, np = R1 * R1, nb = nd.nbins;
 #pragma omp parallel for schedule(static)
   for (int64_t h = 0; h < m.H; ++h) {
@@ -323,29 +352,42 @@ inline void cauchy_backward(const Dplr& m, const cd* Ct, const Nodes& nd, const 
     const double dt = m.dt[h];
     const cd* ct = Ct + h * N2;
     const CMat V = detail::cauchy_weights(m, ct, h);
-    CMatR S(nb, np);
-    for (int64_t k = 0; k < nb; ++k)
-      detail::woodbury(Rs.data() + (h * nb + k) * np, R, nd.kappa[k], nd.tau[k], s_K + h * nb + k, &S(k, 0));
-    const CMat Dinv = detail::cauchy_dinv(nd, lam, dt, N2);
-    CMat T1(nb, N2), T2(nb, N2), T1sq(nb, N2), T2sq(nb, N2);
-    for (int64_t n = 0; n < N2; ++n) {
-      const cd w = dt * lam[n];
-      for (int64_t k = 0; k < nb; ++k) {
-        const cd s = nd.sigma[k];
-        const double r = nd.rho[k];
-        const cd t1 = (s - r * std::conj(w)) * Dinv(k, n), t2 = (s - r * w) * Dinv(k, n);
-        T1(k, n) = t1, T2(k, n) = t2, T1sq(k, n) = r * t1 * t1, T2sq(k, n) = r * t2 * t2;
+    // Sensitivities of the sums, then the right-hand sides of the products.
+    std::vector<cd> S(static_cast<size_t>(np));
+    RMat Z1(nb, 2 * np), Z2(nb, 2 * np), Zc(nb, 6 * np);  // [Re | ...], [Im | ...], [Re c S | Im c S]
+    for (int64_t k = 0; k < nb; ++k) {
+      detail::woodbury(Rs.data() + (h * nb + k) * np, R, nd.kappa[k], nd.tau[k], s_K + h * nb + k, S.data());
+      const cd sg = nd.sigma[k];
+      const double rho = nd.rho[k];
+      const cd c[3] = {rho * sg * sg, rho * rho * sg, cd(rho * rho * rho)};
+      for (int64_t q = 0; q < np; ++q) {
+        const cd a = sg * S[q], b = rho * S[q];
+        Z1(k, q) = a.real(), Z1(k, np + q) = b.real();
+        Z2(k, q) = a.imag(), Z2(k, np + q) = b.imag();
+        for (int j = 0; j < 3; ++j) {
+          const cd e = c[j] * S[q];
+          Zc(k, j * np + q) = e.real();
+          Zc(k, 3 * np + j * np + q) = e.imag();
+        }
       }
     }
-    const CMat sV = T1.transpose() * S + (T2.transpose() * S).conjugate();  // (N2, np)
-    const CMat Y1 = T1sq.transpose() * S, Y2 = T2sq.transpose() * S;
+    RMat Ur, Ui, U2r, U2i;
+    detail::cauchy_u(nd, lam, dt, N2, Ur, Ui, &U2r, &U2i);
+    const RMat P = Ur.transpose() * Z1 - Ui.transpose() * Z2;  // sum_k Re(Z u): (N2, 2 np)
+    const RMat A1 = U2r.transpose() * Zc, A2 = U2i.transpose() * Zc;  // (N2, 6 np)
     double s_dt_re = 0;
     for (int64_t n = 0; n < N2; ++n) {
+      const cd w = dt * lam[n], wc = std::conj(w);
       cd s_w = 0, y2 = 0, s_dt = 0;
+      std::vector<cd> sV(static_cast<size_t>(np));
       for (int64_t q = 0; q < np; ++q) {
-        s_w += V(n, q) * Y1(n, q);
-        y2 += std::conj(V(n, q)) * Y2(n, q);
-        s_dt += sV(n, q) * V(n, q) / dt;
+        sV[q] = 2.0 * P(n, q) - 2.0 * wc * P(n, np + q);
+        cd M[3];
+        for (int j = 0; j < 3; ++j)
+          M[j] = cd(A1(n, j * np + q) - A2(n, 3 * np + j * np + q), A1(n, 3 * np + j * np + q) + A2(n, j * np + q));
+        s_w += V(n, q) * (M[0] - 2.0 * wc * M[1] + wc * wc * M[2]);
+        y2 += std::conj(V(n, q)) * (M[0] - 2.0 * w * M[1] + w * w * M[2]);
+        s_dt += sV[q] * V(n, q) / dt;
       }
       s_w += std::conj(y2);
       // v_ij = dt a_i b_j: s_a_i = sum_j s_v dt b_j, s_b_j = sum_i s_v dt a_i.
@@ -353,7 +395,7 @@ inline void cauchy_backward(const Dplr& m, const cd* Ct, const Nodes& nd, const 
         cd s_a = 0;
         for (int64_t j = 0; j < R1; ++j) {
           const cd b = j == 0 ? m.b(h)[n] : m.p(j - 1, h)[n];
-          s_a += sV(n, i * R1 + j) * dt * b;
+          s_a += sV[i * R1 + j] * dt * b;
         }
         // a_0 = C~ (holomorphic); a_{1+r} = conj P_r: s_P += conj(s_a).
         if (i == 0)
@@ -365,7 +407,7 @@ inline void cauchy_backward(const Dplr& m, const cd* Ct, const Nodes& nd, const 
         cd s_b = 0;
         for (int64_t i = 0; i < R1; ++i) {
           const cd a = i == 0 ? ct[n] : std::conj(m.p(i - 1, h)[n]);
-          s_b += sV(n, i * R1 + j) * dt * a;
+          s_b += sV[i * R1 + j] * dt * a;
         }
         if (j == 0)
           g.B[h * N2 + n] += 2.0 * std::conj(s_b);
