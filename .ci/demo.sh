@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/build.sh
 mkdir -p runs
-./build/host/ssmhost --layer s4dz --task selective_copy --steps 600 --eval-every 100 --log runs/demo.h5
+./build/host/ssmhost --layer s4dz --task selective_copy --steps 600 --eval-every 100 --log runs/demo.h5 --overwrite
 ./build/host/ssmhost report runs/demo.h5

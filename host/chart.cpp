@@ -106,6 +106,22 @@ bool has_points(const Chart& c, const Series& s) {
   return false;
 }
 
+// The x ticks: the chart's own where it has them, else nice ones.
+std::vector<double> x_ticks_of(const Chart& c, const Range& xr) {
+  if (c.x_ticks.empty()) return nice_ticks(xr.lo, xr.hi, c.log_x);
+  std::vector<double> t;
+  for (double v : c.x_ticks)
+    if (v >= xr.lo && v <= xr.hi && !(c.log_x && v <= 0)) t.push_back(v);
+  return t;
+}
+
+// A tick at a data value: as the value is written ("256", "0.001").
+std::string Cell_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 // Rough width of a text in 12 px DejaVu Sans (for the legend's size).
 double text_width(const std::string& s, double px) { return 0.6 * px * static_cast<double>(s.size()); }
 
@@ -126,7 +142,7 @@ std::vector<double> nice_ticks(double lo, double hi, bool log_axis) {
     const int every = std::max(1, decades / 8);
     for (int e = a; e <= b; e += every) {
       const double p = std::pow(10.0, e);
-      for (double m : decades <= 2 ? std::vector<double>{1, 2, 5} : std::vector<double>{1}) {
+      for (double m : decades <= 2 ? std::vector<double>{1, 2, 3, 5} : std::vector<double>{1}) {
         const double v = m * p;
         if (v >= lo * (1 - 1e-12) && v <= hi * (1 + 1e-12)) t.push_back(v);
       }
@@ -181,8 +197,8 @@ std::string render_svg(const Chart& c) {
     o << "<text x=\"" << left + pw / 2 << "\" y=\"" << 26 << "\" text-anchor=\"middle\" font-size=\"" << font + 2
       << "\" font-weight=\"bold\">" << xml(c.title) << "</text>\n";
   // Grid and ticks.
-  const std::vector<double> xt = nice_ticks(xr.lo, xr.hi, c.log_x), yt = nice_ticks(yr.lo, yr.hi, c.log_y);
-  const double xstep = xt.size() > 1 ? xt[1] - xt[0] : 1, ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
+  const std::vector<double> xt = x_ticks_of(c, xr), yt = nice_ticks(yr.lo, yr.hi, c.log_y);
+  const double xstep = c.x_ticks.empty() && xt.size() > 1 ? xt[1] - xt[0] : 1, ystep = yt.size() > 1 ? yt[1] - yt[0] : 1;
   o << "<g class=\"grid\" stroke=\"#e0e0e0\" stroke-width=\"1\">\n";
   for (double v : xt) o << "<line x1=\"" << tx(v) << "\" y1=\"" << top << "\" x2=\"" << tx(v) << "\" y2=\"" << top + ph << "\"/>\n";
   for (double v : yt) o << "<line x1=\"" << left << "\" y1=\"" << ty(v) << "\" x2=\"" << left + pw << "\" y2=\"" << ty(v) << "\"/>\n";
@@ -194,7 +210,7 @@ std::string render_svg(const Chart& c) {
   o << "</g>\n<g class=\"tick-labels\" fill=\"#333333\">\n";
   for (double v : xt)
     o << "<text x=\"" << tx(v) << "\" y=\"" << top + ph + 19 << "\" text-anchor=\"middle\">"
-      << xml(tick_text(v, xstep, c.log_x)) << "</text>\n";
+      << xml(c.x_ticks.empty() ? tick_text(v, xstep, c.log_x) : Cell_text(v)) << "</text>\n";
   for (double v : yt)
     o << "<text x=\"" << left - 8 << "\" y=\"" << ty(v) + 4 << "\" text-anchor=\"end\">"
       << xml(tick_text(v, ystep, c.log_y)) << "</text>\n";
@@ -312,10 +328,12 @@ void render_png_gnuplot(const Chart& c, const std::string& path) {
   s << "set xrange [" << xr.lo << ":" << xr.hi << "]\nset yrange [" << yr.lo << ":" << yr.hi << "]\n";
   // Log axes get the SVG's ticks (gnuplot labels only whole decades).
   for (const auto& [axis, log_axis, r] : {std::tuple<const char*, bool, Range>{"x", c.log_x, xr}, {"y", c.log_y, yr}}) {
-    if (!log_axis) continue;
-    const std::vector<double> t = nice_ticks(r.lo, r.hi, true);
+    const bool own = *axis == 'x' && !c.x_ticks.empty();
+    if (!log_axis && !own) continue;
+    const std::vector<double> t = own ? x_ticks_of(c, r) : nice_ticks(r.lo, r.hi, true);
     s << "set " << axis << "tics (";
-    for (size_t i = 0; i < t.size(); ++i) s << (i ? ", " : "") << gp_quote(tick_text(t[i], 0, true)) << " " << t[i];
+    for (size_t i = 0; i < t.size(); ++i)
+      s << (i ? ", " : "") << gp_quote(own ? Cell_text(t[i]) : tick_text(t[i], 0, true)) << " " << t[i];
     s << ")\n";
   }
   // gnuplot cannot plot an empty inline block: a series without points is a

@@ -18,6 +18,7 @@ struct Chart {
   bool log_x = false, log_y = false;
   std::vector<Series> series;
   int width = 900, height = 560;  // pixels
+  std::vector<double> x_ticks;    // ticks at these x values (e.g. the lengths measured); empty: automatic
 };
 
 // A standalone SVG document: axes with ticks and labels, a grid, a legend

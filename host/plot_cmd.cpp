@@ -327,6 +327,10 @@ int run_plot(const std::vector<std::string>& args) {
       if (!groups.count(label)) order.push_back(label);
       groups[label].push_back({xn, yv.number});
     }
+    std::set<double> xs;  // few distinct x values (lengths measured): a tick at each
+    for (auto& kv : groups)
+      for (auto& pt : kv.second) xs.insert(pt.first);
+    if (xs.size() >= 2 && xs.size() <= 12) chart.x_ticks.assign(xs.begin(), xs.end());
     for (const std::string& label : order) {
       auto& pts = groups[label];
       std::stable_sort(pts.begin(), pts.end());

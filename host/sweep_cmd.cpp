@@ -132,7 +132,8 @@ std::string sweep_help() {
          "              [--jobs N | --index I] [--dry-run] [--count] [--force]\n\n"
          "Train every combination of the comma-separated values as a separate run: any training\n"
          "option (`ssmhost help train`, plugin options, --set K=V1,V2) given a list becomes an axis;\n"
-         "the first varies slowest. Run I writes DIR/<I>-<values>.h5 (its run log) and\n"
+         "the first varies slowest (--fixed K=V1,V2 passes a list as it is, as --eval-seq-len is).\n"
+         "Run I writes DIR/<I>-<values>.h5 (its run log) and\n"
          "DIR/<I>-<values>.out (its output). Running a sweep again skips the runs whose log is complete\n"
          "(--force runs them again), resumes those that were interrupted (Ctrl-C, SIGTERM from Slurm)\n"
          "or killed from their checkpoint, and runs the failed ones again. At the end the runs are\n"
@@ -189,10 +190,14 @@ int run_sweep(const std::vector<std::string>& args) {
     else if (key == "log") throw UsageError("sweep names each run's log itself (in --out DIR); drop --log");
     else if (key == "resume") throw UsageError("sweep cannot --resume; resume one run with `ssmhost train --resume`");
     else {
-      if (key == "set") {
-        auto kv = parse_key_value(value, "set");
+      // --fixed K=V passes V as it is, commas included; so do options whose
+      // value is itself a list (--eval-seq-len 256,1024).
+      bool literal = key == "fixed" || key == "eval_seq_len";
+      if (key == "set" || key == "fixed") {
+        auto kv = parse_key_value(value, key);
         key = underscores(kv.first);
         value = kv.second;
+        literal |= key == "eval_seq_len";
       }
       threads_given |= key == "threads";
       for (auto& f : fixed)
@@ -200,7 +205,9 @@ int run_sweep(const std::vector<std::string>& args) {
       for (auto& x : axes)
         if (x.first == key) throw UsageError("option --" + dashes(key) + " is given twice");
       std::vector<std::string> values = split_list(value);
-      if (value.find(',') != std::string::npos && values.size() > 1)
+      if (literal)
+        fixed.push_back({key, value});
+      else if (value.find(',') != std::string::npos && values.size() > 1)
         axes.push_back({key, values});
       else
         fixed.push_back({key, values.empty() ? value : values[0]});

@@ -384,16 +384,18 @@ Trainer::Trainer(Registry& reg, const RunOptions& opt) : reg_(reg), opt_(opt), t
   if (opt.eval_every < 1) throw Error("--eval-every must be >= 1, got " + std::to_string(opt.eval_every));
   if (opt.dropout < 0 || opt.dropout >= 1) throw Error("--dropout must be in [0, 1), got " + opt.all.at("dropout"));
 
-  // The activations a training step keeps, at the least: about eight
-  // (batch x length x width) float32 arrays per block, and the gradients'
-  // two. A run that cannot fit them is refused before anything is allocated.
+  // The memory a training step needs, at the least: about eight (batch x
+  // length x width) float32 activations per block, the gradients' two and
+  // the logits. A run that cannot fit them is refused before anything is
+  // allocated, with the figure; one whose parameters cannot be allocated
+  // fails below, before any file is written.
   {
     const double B = static_cast<double>(opt.batch_size), L = static_cast<double>(info_.seq_len),
                  H = static_cast<double>(opt.d_model), n = static_cast<double>(opt.n_layers);
     const double need = 4.0 * B * L * H * (8.0 * n + 4.0) + 4.0 * B * L * std::max<double>(info_.n_out, 1);
     const double have = memory_limit_bytes();
     if (have > 0 && need > have)
-      throw Error("this run needs at least " + gib(need) + " of memory for its activations (--batch-size " +
+      throw Error("this run needs at least " + gib(need) + " of memory (--batch-size " +
                   std::to_string(opt.batch_size) + " x sequence length " + std::to_string(info_.seq_len) +
                   " x --d-model " + std::to_string(opt.d_model) + " x --n-layers " + std::to_string(opt.n_layers) +
                   "), more than the " + gib(have) + " this machine has; lower --batch-size, --d-model or the sequence length");

@@ -289,3 +289,31 @@ TEST_CASE("Debian's Fashion-MNIST", "[idx][fashion-mnist]") {
     CHECK(std::any_of(x.begin(), x.end(), [](uint8_t v) { return v != 0; }));
   }
 }
+
+TEST_CASE("idx labels outside the classes are errors naming the file and the first bad index", "[idx][errors]") {
+  TempDir dir;
+  write_dataset(dir, false);  // train labels 0 1 2 0 1, test labels 0 1: three classes
+  CHECK(open(dir)->info().n_classes == 3);
+
+  SECTION("a stray label far above the others in the training set") {
+    write(dir.path / "train-labels-idx1-ubyte", idx_file(0x801, {5}, {0, 1, 2, 200, 1}));
+    CHECK_THROWS_WITH(open(dir), Catch::Contains("train-labels-idx1-ubyte") && Catch::Contains("label 200") &&
+                                     Catch::Contains("index 3") && Catch::Contains("--n-classes"));
+  }
+  SECTION("a test label above the training labels' classes") {
+    write(dir.path / "t10k-labels-idx1-ubyte", idx_file(0x801, {2}, {0, 7}));
+    CHECK_THROWS_WITH(open(dir), Catch::Contains("t10k-labels-idx1-ubyte") && Catch::Contains("label 7") &&
+                                     Catch::Contains("index 1") && Catch::Contains("0..2"));
+  }
+  SECTION("declared classes: every label must be below them") {
+    auto ds = registry().create_dataset("idx", {{"dataset_dir", dir.str()}, {"n_classes", "10"}});
+    CHECK(ds->info().n_classes == 10);
+    CHECK_THROWS_WITH(registry().create_dataset("idx", {{"dataset_dir", dir.str()}, {"n_classes", "2"}}),
+                      Catch::Contains("train-labels-idx1-ubyte") && Catch::Contains("label 2") &&
+                          Catch::Contains("index 2") && Catch::Contains("n_classes"));
+    // As fashion-mnist (10 classes), a label 200 is refused whatever the others are.
+    write(dir.path / "train-labels-idx1-ubyte", idx_file(0x801, {5}, {0, 1, 2, 200, 1}));
+    CHECK_THROWS_WITH(registry().create_dataset("fashion-mnist", {{"dataset_dir", dir.str()}}),
+                      Catch::Contains("label 200") && Catch::Contains("index 3") && Catch::Contains("fashion-mnist"));
+  }
+}

@@ -467,3 +467,72 @@ TEST_CASE("run log: the reader rejects files that are not run logs, naming them"
   CHECK_THAT(error_of([&] { RunLogReader::open(foreign); }),
              Catch::Contains(foreign) && Catch::Contains("not an ssmhost run log"));
 }
+
+TEST_CASE("run log: a continued log starts with the old rows and events; create replaces a file only when complete",
+          "[runlog][resume]") {
+  TempDir dir;
+  const std::string path = (dir.path / "run.h5").string();
+  {
+    RunLog log = RunLog::create(path, example_setup());
+    for (int64_t step = 1; step <= 30; ++step) log.append_train(train_row(step));
+    for (int64_t step : {10, 20, 30}) log.append_eval(eval_row(step));
+    log.close();  // no summary: as a killed run leaves it (but readable normally)
+  }
+  RunLogReader old = RunLogReader::open(path);
+  REQUIRE(old.rows("train") == 30);
+  CHECK(old.events().empty());
+  CHECK(old.eval_extra_metrics() == std::vector<std::string>{"bpc"});
+
+  // What the trainer does on --resume from step 20: keep rows up to 20, add an event.
+  RunLogSetup setup = example_setup();
+  for (const TrainRow& row : old.train_rows())
+    if (row.step <= 20) setup.train_rows.push_back(row);
+  for (const EvalRow& row : old.eval_rows())
+    if (row.step <= 20) setup.eval_rows.push_back(row);
+  setup.events = {{20, "2024-05-01T12:00:00Z", "resume", "continued from checkpoint 'run.h5.ckpt' at step 20"}};
+  {
+    // A bad setup fails before anything is written: the old file stays whole.
+    RunLogSetup bad = setup;
+    bad.eval_extra_metrics = {"loss"};
+    CHECK_THROWS_AS(RunLog::create(path, bad), ssmhost::Error);
+    CHECK(RunLogReader::open(path).rows("train") == 30);
+  }
+  {
+    RunLog log = RunLog::create(path, setup);
+    for (int64_t step = 21; step <= 25; ++step) log.append_train(train_row(step));
+    log.append_eval(eval_row(25));
+    log.write_summary({}, {{"status", "completed"}});
+    log.close();
+  }
+  for (const auto& entry : fs::directory_iterator(dir.path))
+    CHECK(entry.path().filename().string().find(".tmp-") == std::string::npos);
+  RunLogReader r = RunLogReader::open(path);
+  CHECK(r.status() == "completed");
+  REQUIRE(r.rows("train") == 25);
+  for (size_t i = 0; i < 25; ++i) {
+    CHECK(r.column("train", "step")[i] == static_cast<double>(i + 1));
+    CHECK(r.column("train", "loss")[i] == train_row(static_cast<int64_t>(i + 1)).loss);
+  }
+  CHECK(r.column("eval", "step") == std::vector<double>{10, 20, 25});
+  CHECK(r.column("eval", "bpc")[1] == eval_row(20).extra.at("bpc"));
+  REQUIRE(r.events().size() == 1);
+  CHECK(r.events()[0].kind == "resume");
+  CHECK(r.events()[0].step == 20);
+  CHECK(r.events()[0].time == "2024-05-01T12:00:00Z");
+  CHECK(r.config() == old.config());
+}
+
+TEST_CASE("run log: rows a failed writer never filled (step 0) are not read", "[runlog]") {
+  TempDir dir;
+  const std::string path = (dir.path / "run.h5").string();
+  {
+    RunLog log = RunLog::create(path, example_setup());
+    for (int64_t step = 1; step <= 5; ++step) log.append_train(train_row(step));
+    TrainRow hole = train_row(6);
+    hole.step = 0;  // what a chunk that never reached the disk reads as
+    log.append_train(hole);
+    log.append_train(train_row(7));
+    log.close();
+  }
+  CHECK(RunLogReader::open(path).rows("train") == 5);
+}

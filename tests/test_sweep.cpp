@@ -62,6 +62,12 @@ TEST_CASE("sweep --count, --dry-run and --index (job arrays)", "[sweep]") {
   CHECK_THAT(r.out, Contains("--disc bilinear --seq-len 16"));
   CHECK_THAT(r.out, Contains("--log out/3-bilinear-16.h5"));
   CHECK(!fs::exists(tmp.path / "out"));
+  // A list-valued option, or --fixed K=V, is passed as it is, not swept.
+  r = run_ssmhost(tmp.path, kSweep + " --out out --dry-run --eval-seq-len 16,32 --fixed init=inv,x");
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("4 configurations"));
+  CHECK_THAT(r.out, Contains("--eval-seq-len 16,32"));
+  CHECK_THAT(r.out, Contains("--init inv,x"));
   r = run_ssmhost(tmp.path, kSweep + " --out out --index 2");
   INFO(r.err);
   REQUIRE(r.status == 0);

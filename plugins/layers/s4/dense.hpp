@@ -10,7 +10,8 @@
 //   and the exponential family (zoh, async)
 //     Abar = e^{tau X},  Bbar = dt phi(X) b, the last column of exp([[X, dt b], [0, 0]]),
 //   whose backward is the adjoint Frechet derivative of the matrix
-//   exponential, L(X^T, G): the top-right block of exp([[X^T, G], [0, X^T]]).
+//   exponential, L(X^T, G) (expm_frechet: the top-right block of
+//   exp([[X^T, G], [0, X^T]]), by Al-Mohy and Higham's algorithm).
 // - Abar^l by repeated squaring; the official length doubling
 //   C~_{2l} = C~_l (I + Abar^l); the recovery C = C~ (I - Abar^l)^{-1}.
 // - The exponential family's kernel in the time domain, exact:
@@ -21,6 +22,7 @@
 #include <Eigen/LU>
 #include <unsupported/Eigen/MatrixFunctions>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -98,22 +100,59 @@ inline void real_c_backward(int64_t N2, const Vec& Gc, cd* gC) {
 
 // ------------------------------------------------------- matrix exponential
 
+// The Frechet derivative of the matrix exponential, L(A, E) = d/dt exp(A + t E)
+// at t = 0, with exp(A) (into X): Al-Mohy and Higham, "Computing the Frechet
+// derivative of the matrix exponential" (SIAM J. Matrix Anal. Appl. 30, 2009),
+// Algorithm 6.4 with the [13/13] Pade approximant: scale A and E by 2^-s
+// (||A / 2^s||_1 <= theta_13), evaluate the approximant and its derivative
+// together, then square s times (L <- X L + L X, X <- X^2). About 3x cheaper
+// than the exponential of the block matrix [[A, E], [0, A]] it equals.
+inline void expm_frechet(const RMat& A_in, const RMat& E_in, RMat& X, RMat& L) {
+  static const double b[14] = {64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+                               129060195264000.0,   10559470521600.0,    670442572800.0,     33522128640.0,
+                               1323241920.0,        40840800.0,          960960.0,           16380.0,
+                               182.0,               1.0};
+  const double theta13 = 5.371920351148152;
+  const int64_t n = A_in.rows();
+  const double norm = A_in.cwiseAbs().colwise().sum().maxCoeff();
+  int s = 0;
+  if (norm > theta13) s = std::max(0, static_cast<int>(std::ceil(std::log2(norm / theta13))));
+  const double scale = std::ldexp(1.0, -s);
+  const RMat A = A_in * scale, E = E_in * scale;
+  const RMat I = RMat::Identity(n, n);
+  const RMat A2 = A * A, A4 = A2 * A2, A6 = A2 * A4;
+  const RMat M2 = A * E + E * A, M4 = A2 * M2 + M2 * A2, M6 = A4 * M2 + M4 * A2;
+  const RMat W1 = b[13] * A6 + b[11] * A4 + b[9] * A2;
+  const RMat W2 = b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * I;
+  const RMat Z1 = b[12] * A6 + b[10] * A4 + b[8] * A2;
+  const RMat Z2 = b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * I;
+  const RMat W = A6 * W1 + W2;
+  const RMat U = A * W;
+  const RMat V = A6 * Z1 + Z2;
+  const RMat Lw1 = b[13] * M6 + b[11] * M4 + b[9] * M2;
+  const RMat Lw2 = b[7] * M6 + b[5] * M4 + b[3] * M2;
+  const RMat Lz1 = b[12] * M6 + b[10] * M4 + b[8] * M2;
+  const RMat Lz2 = b[6] * M6 + b[4] * M4 + b[2] * M2;
+  const RMat Lw = A6 * Lw1 + M6 * W1 + Lw2;
+  const RMat Lu = A * Lw + E * W;
+  const RMat Lv = A6 * Lz1 + M6 * Z1 + Lz2;
+  const Eigen::PartialPivLU<RMat> lu(V - U);
+  X = lu.solve(U + V);
+  L = lu.solve(Lu + Lv + (Lu - Lv) * X);
+  for (int k = 0; k < s; ++k) {
+    L = X * L + L * X;
+    X = X * X;
+  }
+}
+
 // dloss/dX of F = exp(X) given G = dloss/dF: L(X^T, G), the adjoint Frechet
-// derivative, from one exponential of the block-triangular [[X^T, G], [0, X^T]]
-// (G rescaled to the norm of X first: L is linear in G, and the scaling and
-// squaring of the exponential then depends on X alone).
+// derivative (<G, L(X, E)> = <L(X^T, G), E>).
 inline RMat expm_frechet_adjoint(const RMat& X, const RMat& G) {
   const int64_t n = X.rows();
-  const double gn = G.cwiseAbs().colwise().sum().maxCoeff();
-  if (!(gn > 0)) return RMat::Zero(n, n);
-  const double xn = X.cwiseAbs().colwise().sum().maxCoeff();
-  const double scale = (xn > 0 ? xn : 1.0) / gn;
-  RMat Bm = RMat::Zero(2 * n, 2 * n);
-  Bm.topLeftCorner(n, n) = X.transpose();
-  Bm.bottomRightCorner(n, n) = X.transpose();
-  Bm.topRightCorner(n, n) = scale * G;
-  const RMat E = Bm.exp();
-  return E.topRightCorner(n, n) / scale;
+  if (!(G.cwiseAbs().maxCoeff() > 0)) return RMat::Zero(n, n);
+  RMat F, L;
+  expm_frechet(X.transpose(), G, F, L);
+  return L;
 }
 
 // ------------------------------------------------------ dense discretization
