@@ -480,13 +480,9 @@ void Trainer::resume() {
     throw Error("--resume " + opt_.resume + ": the checkpoint is at step " + std::to_string(start_step_) +
                 ", already the end of this run (" + std::to_string(total_steps_) + " steps)");
   auto threads = ck.config.find("threads");
-  if (threads != ck.config.end() && threads->second != std::to_string(opt_.threads)) {
-    ckpt_threads_ = threads->second;
-    std::fprintf(stderr,
-                 "ssmhost: warning: --threads %d, but the checkpoint's run used %s: the losses from here on will "
-                 "not be bit-identical to those of an uninterrupted run (give --threads %s for that)\n",
-                 opt_.threads, threads->second.c_str(), threads->second.c_str());
-  }
+  // Another thread count continues the same run bit for bit (every reduction
+  // is cut at fixed positions); the resume event records it all the same.
+  if (threads != ck.config.end() && threads->second != std::to_string(opt_.threads)) ckpt_threads_ = threads->second;
 }
 
 // The rows of the log being continued up to the checkpoint's step (later

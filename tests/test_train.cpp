@@ -124,6 +124,29 @@ TEST_CASE("same seed and threads: identical losses and evaluations; another seed
   CHECK_FALSE(bit_equal(a.column("train", "loss"), c.column("train", "loss")));
 }
 
+TEST_CASE("--threads 1 and --threads 2: the same losses bit for bit, and a resume may change threads", "[train]") {
+  TempDir dir;
+  // Large enough that every GEMM is cut into several row blocks and the
+  // weight-gradient sum into several slices.
+  const std::string args =
+      "--layer s4d --task selective_copy --d-model 32 --n-layers 2 --d-state 8 --batch-size 16 --dropout 0.1"
+      " --eval-size 32 --steps 6 --eval-every 3 --quiet --seed 3";
+  ssmhost_ok(dir, args + " --threads 1 --log one.h5");
+  ssmhost_ok(dir, args + " --threads 2 --log two.h5");
+  ssmhost_ok(dir, args + " --threads 1 --stop-at 3 --log mixed.h5");
+  ssmhost_ok(dir, "--resume mixed.h5.ckpt --threads 2 --quiet");
+  RunLogReader one = RunLogReader::open(dir.at("one.h5"));
+  RunLogReader two = RunLogReader::open(dir.at("two.h5"));
+  RunLogReader mixed = RunLogReader::open(dir.at("mixed.h5"));
+  REQUIRE(one.rows("train") == 6);
+  for (const char* col : {"loss", "metric", "grad_norm"}) {
+    INFO("train column " << col);
+    CHECK(bit_equal(one.column("train", col), two.column("train", col)));
+    CHECK(bit_equal(one.column("train", col), mixed.column("train", col)));
+  }
+  CHECK(bit_equal(one.column("eval", "loss"), two.column("eval", "loss")));
+}
+
 TEST_CASE("--stop-at then --resume continues to the very same losses and parameters", "[train]") {
   TempDir dir;
   const int N = 15;
