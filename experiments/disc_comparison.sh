@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The SAiDL seed's study: one S4D model trained with each discretization that
-# is installed (zoh, bilinear, backward_euler, dirac, async, ...), same seed,
+# is installed (zoh, bilinear, backward_euler, dirac, async, s6disc, ...), same seed,
 # same data; then its table and charts, all made by ssmhost from the logs.
 #
 #   bash experiments/disc_comparison.sh [quick|full] [OUT_DIR]
 #
-# quick (a few minutes on 2 cores): selective copying, L = 64, 1500 steps.
+# quick (about 30 s per discretization on 2 cores): selective copying, L = 64, 1500 steps.
 # full  (about 30 minutes on 2 cores): sequential Fashion-MNIST (L = 784, Debian
 #       package dataset-fashion-mnist, installed by .ci/setup.sh), one epoch.
 # Environment: SSMHOST (default build/host/ssmhost), JOBS (default: number of

@@ -6,10 +6,10 @@
 #
 #   bash experiments/model_comparison.sh [quick|full] [OUT_DIR]
 #
-# quick (about 10 minutes on 2 cores): selective copying at L = 64 and 256,
-#       1000 steps; bench at L = 256..2048.
-# full  (under an hour on 2 cores): L = 128, 256, 512 for 2000 steps; bench
-#       at L = 256..4096, batch 32.
+# quick (1 to 4 minutes per layer on 2 cores): selective copying at L = 64
+#       and 256, 1000 steps; bench at L = 256..2048.
+# full  (under an hour on 2 cores for three layers, e.g. LAYERS=s4d,s4,s6):
+#       L = 128, 256, 512 for 2000 steps; bench at L = 256..4096, batch 32.
 # Environment: SSMHOST (default build/host/ssmhost), JOBS (default: number of
 # cores, one thread each), LAYERS (default: every layer plugin found).
 set -euo pipefail

@@ -77,8 +77,8 @@ const std::vector<ColumnInfo>& fixed_columns() {
       {"tokens_per_s", "median training throughput, tokens (time steps x batch) per second"},
       {"peak_mb", "peak resident memory of the process, MiB"},
       {"wall_s", "run time, seconds"},
-      {"status", "how the run ended (/summary's status: completed, stopped_early, interrupted, failed, ...); "
-                 "running or crashed when the log has no end_time (its writer is alive or gone); bench"},
+      {"status", "/summary's status (completed, stopped_early, interrupted, failed); without end_time: "
+                 "running or crashed; bench"},
   };
   return all;
 }

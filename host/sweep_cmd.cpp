@@ -58,6 +58,13 @@ std::string safe_name(const std::string& s) {
   return o;
 }
 
+// A value in a file name: as it is when it says what it is (zoh, s4d), with
+// its option's name when it is a number (seq_len256).
+std::string file_part(const std::string& key, const std::string& value) {
+  const bool number = !value.empty() && value.find_first_not_of("0123456789.eE+-") == std::string::npos;
+  return safe_name(number ? key + value : value);
+}
+
 std::string shell_quote(const std::string& a) {
   bool plain = !a.empty() && a.find_first_of(" \t\"'$\\;&|<>*?()`!{}") == std::string::npos;
   if (plain) return a;
@@ -133,8 +140,8 @@ std::string sweep_help() {
          "Train every combination of the comma-separated values as a separate run: any training\n"
          "option (`ssmhost help train`, plugin options, --set K=V1,V2) given a list becomes an axis;\n"
          "the first varies slowest (--fixed K=V1,V2 passes a list as it is, as --eval-seq-len is).\n"
-         "Run I writes DIR/<I>-<values>.h5 (its run log) and\n"
-         "DIR/<I>-<values>.out (its output). Running a sweep again skips the runs whose log is complete\n"
+         "Each run writes DIR/<values>.h5 (its run log, e.g. sweeps/x/s4d-zoh-seq_len256.h5) and\n"
+         "DIR/<values>.out (its output). Running a sweep again skips the runs whose log is complete\n"
          "(--force runs them again), resumes those that were interrupted (Ctrl-C, SIGTERM from Slurm)\n"
          "or killed from their checkpoint, and runs the failed ones again. At the end the runs are\n"
          "printed as `ssmhost report` prints them.\n\n"
@@ -207,8 +214,12 @@ int run_sweep(const std::vector<std::string>& args) {
       std::vector<std::string> values = split_list(value);
       if (literal)
         fixed.push_back({key, value});
-      else if (value.find(',') != std::string::npos && values.size() > 1)
-        axes.push_back({key, values});
+      else if (value.find(',') != std::string::npos && values.size() > 1) {
+        std::vector<std::string> unique;
+        for (const std::string& v : values)
+          if (std::find(unique.begin(), unique.end(), v) == unique.end()) unique.push_back(v);
+        axes.push_back({key, unique});
+      }
       else
         fixed.push_back({key, values.empty() ? value : values[0]});
     }
@@ -243,11 +254,15 @@ int run_sweep(const std::vector<std::string>& args) {
     Config c;
     c.index = i;
     c.axes = points[i];
-    char idx[32];
-    std::snprintf(idx, sizeof idx, "%0*zu", width, i);
-    c.name = idx;
-    for (const auto& [k, v] : c.axes) c.name += "-" + safe_name(v);
+    // Named by its values, not its index: adding a value to a list (a new
+    // plugin) keeps every other run's name, so it is still skipped or resumed.
+    for (const auto& [k, v] : c.axes) c.name += (c.name.empty() ? "" : "-") + file_part(k, v);
+    if (c.name.empty()) c.name = "run";
     const std::string base = (boost::filesystem::path(so.out) / c.name).string();
+    for (const Config& other : configs)  // two values that read the same in a file name
+      if (other.name == c.name) throw UsageError("--out: configurations " + std::to_string(other.index) + " and " +
+                                                 std::to_string(i) + " would both be named '" + c.name +
+                                                 "'; give values that differ in letters or digits");
     c.log = base + ".h5";
     c.out = base + ".out";
     c.train_args = {"train"};

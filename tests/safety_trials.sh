@@ -5,6 +5,12 @@
 #                                           times at random moments, resumed with `--resume X.ckpt`
 #                                           until done; counts the logs identical to an uninterrupted
 #                                           run's (step, epoch, loss, metric, lr, grad_norm; evaluations)
+#   bash tests/safety_trials.sh faults [N]  N runs (default 30) with an injected ENOSPC or EIO
+#                                           (LD_PRELOAD build/tests/libssm_faultfs.so) at log creation,
+#                                           at a flush after the k-th checkpoint or at the k-th
+#                                           checkpoint; each must end with exit 1 and a message, a
+#                                           readable log and an intact checkpoint, and --resume must
+#                                           then finish it identical to the uninterrupted run
 #   bash tests/safety_trials.sh disk        runs on small tmpfs file systems (needs `unshare -rm` or
 #                                           root) that fill up at log creation, at a flush and at a
 #                                           checkpoint: exit status, message, what is left, resume
@@ -88,8 +94,43 @@ EOF
   echo "full-disk trials: $total, ended cleanly (exit < 128, log readable): $clean"
 }
 
+fault_trials() {
+  local n=${1:-30} clean=0
+  local faultfs="$PWD/build/tests/libssm_faultfs.so"
+  cd "$WORK"
+  local args="--layer s4d --task copy --copy-len 8 --n-tokens 2 --vocab 5 --eval-size 64 --d-model 16 --n-layers 1
+              --d-state 8 --batch-size 8 --quiet --threads 1 --steps 600 --eval-every 50 --checkpoint-every 100"
+  "$SSMHOST" $args --log ref.h5 2>/dev/null || exit 1
+  for t in $(seq 1 "$n"); do
+    rm -f f.h5* err
+    local k=$((1 + RANDOM % 4)) errno=ENOSPC where env
+    [ $((RANDOM % 3)) = 0 ] && errno=EIO
+    case $((RANDOM % 3)) in
+      0) where="log creation"; env="SSM_FAULT_FILE=f.h5.tmp-*" ;;
+      1) where="a flush after checkpoint $k"; env="SSM_FAULT_FILE=f.h5 SSM_FAULT_ARM_ON=f.h5.ckpt SSM_FAULT_ARM_AFTER=$k" ;;
+      2) where="checkpoint $((k + 1))"; env="SSM_FAULT_FILE=f.h5.ckpt.tmp-* SSM_FAULT_SKIP_FILES=$k" ;;
+    esac
+    env LD_PRELOAD="$faultfs" SSM_FAULT_ERRNO=$errno $env "$SSMHOST" $args --log f.h5 2>err
+    local st=$? ok=1 why=""
+    [ "$st" = 1 ] || { ok=0; why="exit status $st"; }
+    grep -q "ssmhost: error: .*\(No space left on device\|Input/output error\)" err || { ok=0; why="$why, no clear message"; }
+    ls f.h5.tmp-* f.h5.ckpt.tmp-* >/dev/null 2>&1 && { ok=0; why="$why, temporary file left"; }
+    if [ -f f.h5.ckpt ]; then
+      "$SSMHOST" report f.h5 >/dev/null 2>&1 || { ok=0; why="$why, log unreadable"; }
+      "$SSMHOST" --resume f.h5.ckpt --quiet 2>>err || { ok=0; why="$why, resume failed"; }
+      same_run ref.h5 f.h5 >/dev/null || { ok=0; why="$why, resumed log differs"; }
+    elif [ "$where" = "log creation" ]; then
+      [ -e f.h5 ] && { ok=0; why="$why, a log was left"; }
+    fi
+    [ "$ok" = 1 ] && clean=$((clean + 1))
+    echo "trial $t: $errno at $where: exit $st, $([ "$ok" = 1 ] && echo "clean" || echo "NOT CLEAN:$why")"
+  done
+  echo "injected I/O faults: $n, ended cleanly (exit 1, message, no temporary file, intact checkpoint, resumed identical): $clean"
+}
+
 case "${1:-kill}" in
   kill) kill_trials "${2:-20}" ;;
   disk) disk_trials ;;
-  *) echo "usage: $0 kill [N] | disk" >&2; exit 2 ;;
+  faults) fault_trials "${2:-30}" ;;
+  *) echo "usage: $0 kill [N] | faults [N] | disk" >&2; exit 2 ;;
 esac

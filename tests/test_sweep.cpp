@@ -1,4 +1,5 @@
-// `ssmhost sweep`: the cross product as separate runs with their own logs,
+// `ssmhost sweep`: the cross product as separate runs with their own logs
+// (named by their values: zoh-seq_len8.h5),
 // --jobs, --index (Slurm arrays, GNU parallel), --dry-run/--count, skipping
 // completed runs, and a failing configuration that does not stop the rest.
 #include <catch2/catch.hpp>
@@ -31,12 +32,12 @@ TEST_CASE("sweep: every combination a run with its own log; report reads the fol
   ssm_test::Run r = run_ssmhost(tmp.path, kSweep + " --out out --jobs 2 --format csv");
   INFO(r.out << "\n---\n" << r.err);
   REQUIRE(r.status == 0);
-  const char* names[] = {"0-zoh-8", "1-zoh-16", "2-bilinear-8", "3-bilinear-16"};
+  const char* names[] = {"zoh-seq_len8", "zoh-seq_len16", "bilinear-seq_len8", "bilinear-seq_len16"};
   for (const char* n : names) {
     REQUIRE(fs::exists(tmp.path / "out" / (std::string(n) + ".h5")));
     CHECK(fs::exists(tmp.path / "out" / (std::string(n) + ".out")));
   }
-  ssmhost::RunLogReader third = ssmhost::RunLogReader::open((tmp.path / "out/2-bilinear-8.h5").string());
+  ssmhost::RunLogReader third = ssmhost::RunLogReader::open((tmp.path / "out/bilinear-seq_len8.h5").string());
   CHECK(third.config().at("disc") == "bilinear");
   CHECK(third.config().at("seq_len") == "8");
   CHECK(third.finished());
@@ -60,7 +61,7 @@ TEST_CASE("sweep --count, --dry-run and --index (job arrays)", "[sweep]") {
   REQUIRE(r.status == 0);
   CHECK_THAT(r.out, Contains("4 configurations"));
   CHECK_THAT(r.out, Contains("--disc bilinear --seq-len 16"));
-  CHECK_THAT(r.out, Contains("--log out/3-bilinear-16.h5"));
+  CHECK_THAT(r.out, Contains("--log out/bilinear-seq_len16.h5"));
   CHECK(!fs::exists(tmp.path / "out"));
   // A list-valued option, or --fixed K=V, is passed as it is, not swept.
   r = run_ssmhost(tmp.path, kSweep + " --out out --dry-run --eval-seq-len 16,32 --fixed init=inv,x");
@@ -71,14 +72,17 @@ TEST_CASE("sweep --count, --dry-run and --index (job arrays)", "[sweep]") {
   r = run_ssmhost(tmp.path, kSweep + " --out out --index 2");
   INFO(r.err);
   REQUIRE(r.status == 0);
-  CHECK(fs::exists(tmp.path / "out/2-bilinear-8.h5"));
-  CHECK(!fs::exists(tmp.path / "out/0-zoh-8.h5"));
+  CHECK(fs::exists(tmp.path / "out/bilinear-seq_len8.h5"));
+  CHECK(!fs::exists(tmp.path / "out/zoh-seq_len8.h5"));
   r = run_ssmhost(tmp.path, kSweep + " --out out --index 4");
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("--index 4 is out of range: this sweep has 4 configurations (0..3"));
   r = run_ssmhost(tmp.path, kSweep);
   CHECK(r.status == 2);
   CHECK_THAT(r.err, Contains("--out"));
+  // A value given twice is one configuration.
+  r = run_ssmhost(tmp.path, kSweep + " --seed 1,1,2 --count");
+  CHECK(r.out == "8\n");
 }
 
 TEST_CASE("sweep: a failing configuration is reported, the others run", "[sweep]") {
@@ -88,11 +92,11 @@ TEST_CASE("sweep: a failing configuration is reported, the others run", "[sweep]
                 " --batch-size 4 --steps 5 --eval-every 5 --threads 1 --d-state 3,4 --out out");
   INFO(r.out << "\n---\n" << r.err);
   CHECK(r.status == 1);
-  CHECK_THAT(r.err, Contains("0-3: FAILED (exit status 1)"));
+  CHECK_THAT(r.err, Contains("d_state3: FAILED (exit status 1)"));
   CHECK_THAT(r.err, Contains("must be even"));
   CHECK_THAT(r.err, Contains("1 failed"));
-  CHECK(fs::exists(tmp.path / "out/1-4.h5"));
-  CHECK(ssmhost::RunLogReader::open((tmp.path / "out/1-4.h5").string()).finished());
+  CHECK(fs::exists(tmp.path / "out/d_state4.h5"));
+  CHECK(ssmhost::RunLogReader::open((tmp.path / "out/d_state4.h5").string()).finished());
 }
 
 TEST_CASE("sweep again: interrupted runs resume from their checkpoints, --force starts over", "[sweep]") {
@@ -106,13 +110,13 @@ TEST_CASE("sweep again: interrupted runs resume from their checkpoints, --force 
   CHECK_THAT(r.out, Contains("interrupted"));
   r = run_ssmhost(tmp.path, sweep + " --format csv");
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.err, Contains("0-zoh: resumed from its checkpoint"));
+  CHECK_THAT(r.err, Contains("zoh: resumed from its checkpoint"));
   CHECK_THAT(r.err, Contains("2 resumed"));
-  ssmhost::RunLogReader log = ssmhost::RunLogReader::open((tmp.path / "out/0-zoh.h5").string());
+  ssmhost::RunLogReader log = ssmhost::RunLogReader::open((tmp.path / "out/zoh.h5").string());
   CHECK(log.finished());
   CHECK(log.rows("train") == 10);  // one log: the first 5 steps and the resumed 5
   CHECK(log.summary_text().at("status") == "completed");
   r = run_ssmhost(tmp.path, sweep + " --force");
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.err, Contains("0-zoh: started again"));
+  CHECK_THAT(r.err, Contains("zoh: started again"));
 }

@@ -12,8 +12,9 @@
 // Softmax is evaluated stably: m_t = max_s s_ts, p_ts = exp(s_ts - m_t) / Σ exp(...);
 // the forward keeps only lse_t = m_t + log Σ_s exp(s_ts - m_t) per (b, head, t)
 // and the backward recomputes p_ts = exp(s_ts - lse_t) (FlashAttention's
-// organisation: memory O(B L H) besides one L x L scratch per thread, never
-// B x heads x L x L).
+// organisation: memory O(B L H) besides a scratch of scores per thread, never
+// B x heads x L x L; the scratch holds one block of 128 query rows against
+// the keys before them).
 //
 // Backward per (b, head), do = W_outᵀ dy:
 //   dv_s = Σ_t p_ts do_t,   dp_ts = do_t · v_s,   ds_ts = p_ts (dp_ts - do_t · o_t),
@@ -49,6 +50,10 @@
 namespace attention {
 
 enum Param : size_t { kWIn, kBIn, kWOut, kBOut, kParamCount };
+
+// Query rows per block: the scores of a block (kBlock x t1) are the only
+// quadratic buffer, one per thread.
+constexpr int64_t kBlock = 16;
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -228,28 +233,33 @@ class Attention : public ssm::Layer {
     const int64_t ld = 3 * H_;
 #pragma omp parallel
     {
-      RowMat<T> S(L, L);
+      RowMat<T> S;
 #pragma omp for schedule(static)
       for (int64_t bh = 0; bh < B * heads_; ++bh) {
         const int64_t b = bh / heads_, h = bh % heads_;
         const T* base = c.qkv.data() + b * L * ld + h * dh_;
-        ConstStrided<T> Q(base, L, dh_, Eigen::OuterStride<>(ld)), K(base + H_, L, dh_, Eigen::OuterStride<>(ld)),
-            V(base + 2 * H_, L, dh_, Eigen::OuterStride<>(ld));
-        Strided<T> O(c.o.data() + b * L * H_ + h * dh_, L, dh_, Eigen::OuterStride<>(H_));
-        S.noalias() = (Q * K.transpose()) * scale;
         T* lse = c.lse.data() + bh * L;
-        for (int64_t t = 0; t < L; ++t) {
-          T* row = S.data() + t * L;
-          T m = row[0];
-          for (int64_t s = 1; s <= t; ++s) m = std::max(m, row[s]);
-          T sum = 0;
-          for (int64_t s = 0; s <= t; ++s) sum += (row[s] = std::exp(row[s] - m));
-          const T inv = T(1) / sum;
-          for (int64_t s = 0; s <= t; ++s) row[s] *= inv;
-          std::fill(row + t + 1, row + L, T(0));
-          lse[t] = m + std::log(sum);
+        // Query rows in blocks [t0, t1), each against keys [0, t1).
+        for (int64_t t0 = 0; t0 < L; t0 += kBlock) {
+          const int64_t t1 = std::min(L, t0 + kBlock), nq = t1 - t0;
+          ConstStrided<T> Q(base + t0 * ld, nq, dh_, Eigen::OuterStride<>(ld)),
+              K(base + H_, t1, dh_, Eigen::OuterStride<>(ld)), V(base + 2 * H_, t1, dh_, Eigen::OuterStride<>(ld));
+          Strided<T> O(c.o.data() + (b * L + t0) * H_ + h * dh_, nq, dh_, Eigen::OuterStride<>(H_));
+          S.resize(nq, t1);
+          S.noalias() = (Q * K.transpose()) * scale;
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i;
+            // Stable softmax over s <= t (Eigen's vectorised exp).
+            auto r = S.row(i).head(t + 1).array();
+            const T m = r.maxCoeff();
+            r = (r - m).exp();
+            const T sum = r.sum();
+            r *= T(1) / sum;
+            S.row(i).tail(t1 - t - 1).setZero();
+            lse[t] = m + std::log(sum);
+          }
+          O.noalias() = S * V;
         }
-        O.noalias() = S * V;
       }
     }
     ssm::kernels::linear_forward(c.o.data(), p.data<T>(kWOut), p.data<T>(kBOut), ssm::data<T>(y, "attention: y"), rows,
@@ -274,37 +284,43 @@ class Attention : public ssm::Layer {
     const T scale = static_cast<T>(1.0 / std::sqrt(double(dh_)));
 #pragma omp parallel
     {
-      RowMat<T> P(L, L), dP(L, L);
-      std::vector<T> delta(static_cast<size_t>(L));
+      RowMat<T> P, dP;
+      std::vector<T> delta;
 #pragma omp for schedule(static)
       for (int64_t bh = 0; bh < B * heads_; ++bh) {
         const int64_t b = bh / heads_, h = bh % heads_;
         const T* base = c->qkv.data() + b * L * ld + h * dh_;
-        T* dbase = dqkv.data() + b * L * ld + h * dh_;
-        ConstStrided<T> Q(base, L, dh_, Eigen::OuterStride<>(ld)), K(base + H_, L, dh_, Eigen::OuterStride<>(ld)),
-            V(base + 2 * H_, L, dh_, Eigen::OuterStride<>(ld));
-        ConstStrided<T> O(c->o.data() + b * L * H_ + h * dh_, L, dh_, Eigen::OuterStride<>(H_)),
-            G(dO.data() + b * L * H_ + h * dh_, L, dh_, Eigen::OuterStride<>(H_));
-        Strided<T> dQ(dbase, L, dh_, Eigen::OuterStride<>(ld)), dK(dbase + H_, L, dh_, Eigen::OuterStride<>(ld)),
-            dV(dbase + 2 * H_, L, dh_, Eigen::OuterStride<>(ld));
-        // P again from the scores and the kept log-sum-exp.
-        P.noalias() = (Q * K.transpose()) * scale;
+        T* dbase = dqkv.data() + b * L * ld + h * dh_;  // zero: dk, dv accumulate over the blocks
         const T* lse = c->lse.data() + bh * L;
-        for (int64_t t = 0; t < L; ++t) {
-          T* row = P.data() + t * L;
-          for (int64_t s = 0; s <= t; ++s) row[s] = std::exp(row[s] - lse[t]);
-          std::fill(row + t + 1, row + L, T(0));
-          delta[t] = G.row(t).dot(O.row(t));
+        for (int64_t t0 = 0; t0 < L; t0 += kBlock) {
+          const int64_t t1 = std::min(L, t0 + kBlock), nq = t1 - t0;
+          ConstStrided<T> Q(base + t0 * ld, nq, dh_, Eigen::OuterStride<>(ld)),
+              K(base + H_, t1, dh_, Eigen::OuterStride<>(ld)), V(base + 2 * H_, t1, dh_, Eigen::OuterStride<>(ld));
+          ConstStrided<T> O(c->o.data() + (b * L + t0) * H_ + h * dh_, nq, dh_, Eigen::OuterStride<>(H_)),
+              G(dO.data() + (b * L + t0) * H_ + h * dh_, nq, dh_, Eigen::OuterStride<>(H_));
+          Strided<T> dQ(dbase + t0 * ld, nq, dh_, Eigen::OuterStride<>(ld)),
+              dK(dbase + H_, t1, dh_, Eigen::OuterStride<>(ld)), dV(dbase + 2 * H_, t1, dh_, Eigen::OuterStride<>(ld));
+          // P again from the scores and the kept log-sum-exp.
+          P.resize(nq, t1);
+          dP.resize(nq, t1);
+          delta.resize(static_cast<size_t>(nq));
+          P.noalias() = (Q * K.transpose()) * scale;
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i;
+            P.row(i).head(t + 1).array() = (P.row(i).head(t + 1).array() - lse[t]).exp();
+            P.row(i).tail(t1 - t - 1).setZero();
+            delta[i] = G.row(i).dot(O.row(i));
+          }
+          dV.noalias() += P.transpose() * G;
+          dP.noalias() = G * V.transpose();
+          for (int64_t i = 0; i < nq; ++i) {
+            const int64_t t = t0 + i;
+            // ds / sqrt(dh), in place of p (zero above the diagonal already).
+            P.row(i).head(t + 1).array() *= (dP.row(i).head(t + 1).array() - delta[i]) * scale;
+          }
+          dQ.noalias() = P * K;
+          dK.noalias() += P.transpose() * Q;
         }
-        dV.noalias() = P.transpose() * G;
-        dP.noalias() = G * V.transpose();
-        for (int64_t t = 0; t < L; ++t) {
-          T* prow = P.data() + t * L;
-          const T* dprow = dP.data() + t * L;
-          for (int64_t s = 0; s <= t; ++s) prow[s] *= (dprow[s] - delta[t]) * scale;  // ds / sqrt(dh)
-        }
-        dQ.noalias() = P * K;
-        dK.noalias() = P.transpose() * Q;
       }
     }
     if (rope_) {

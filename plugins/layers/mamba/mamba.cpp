@@ -242,17 +242,14 @@ void Mamba::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int
   c.L = L;
   if (training) c.x.assign(x, x + rows * H_);
 
-  // [xc | z] = in_proj(x), split into contiguous halves.
-  {
-    std::vector<T> xz(static_cast<size_t>(2 * n));
-    k::linear_forward(x, p.data<T>(kInW_), bias_ ? p.data<T>(kInB_) : nullptr, xz.data(), rows, H_, 2 * Di_);
-    c.xc.resize(static_cast<size_t>(n));
-    c.z.resize(static_cast<size_t>(n));
-    for (int64_t r = 0; r < rows; ++r) {
-      std::copy_n(xz.data() + r * 2 * Di_, Di_, c.xc.data() + r * Di_);
-      std::copy_n(xz.data() + r * 2 * Di_ + Di_, Di_, c.z.data() + r * Di_);
-    }
-  }
+  // [xc | z] = in_proj(x): the weight's two halves of rows are two
+  // contiguous (Di, H) matrices, so two GEMMs write xc and z directly.
+  c.xc.resize(static_cast<size_t>(n));
+  c.z.resize(static_cast<size_t>(n));
+  const T* W_in = p.data<T>(kInW_);
+  const T* b_in = bias_ ? p.data<T>(kInB_) : nullptr;
+  k::linear_forward(x, W_in, b_in, c.xc.data(), rows, H_, Di_);
+  k::linear_forward(x, W_in + Di_ * H_, b_in ? b_in + Di_ : nullptr, c.z.data(), rows, H_, Di_);
   // u = SiLU(conv(xc)), the conv reading the recurrent history when stepping.
   std::vector<T>* hist = nullptr;
   if (st) {
@@ -263,7 +260,7 @@ void Mamba::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int
   c.c.resize(static_cast<size_t>(n));
   conv_forward(c.xc.data(), hist ? hist->data() : static_cast<const T*>(nullptr), p.data<T>(kConvW_),
                p.data<T>(kConvB_), c.c.data(), B, L, Di_, K_, threads);
-  std::vector<T> u(static_cast<size_t>(n));
+  Buf<T> u(static_cast<size_t>(n));
   k::silu_forward(c.c.data(), u.data(), n);
 
   // v = inner(u).
@@ -284,7 +281,7 @@ void Mamba::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int
   }
 
   // y = out_proj(v * SiLU(z)).
-  std::vector<T>& g = u;  // u is spent
+  Buf<T>& g = u;  // u is spent
   k::silu_forward(c.z.data(), g.data(), n);
   for (int64_t i = 0; i < n; ++i) g[i] *= c.v[i];
   k::linear_forward(g.data(), p.data<T>(kOutW_), bias_ ? p.data<T>(kOutB_) : nullptr, y, rows, Di_, H_);
@@ -307,38 +304,40 @@ void Mamba::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy,
   const int threads = ctx.threads();
 
   // out_proj: dg = dy W_out with g = v * SiLU(z) recomputed.
-  std::vector<T> sz(static_cast<size_t>(n)), g(static_cast<size_t>(n)), dg(static_cast<size_t>(n));
+  Buf<T> sz(static_cast<size_t>(n)), g(static_cast<size_t>(n)), dg(static_cast<size_t>(n));
   k::silu_forward(c->z.data(), sz.data(), n);
   for (int64_t i = 0; i < n; ++i) g[i] = c->v[i] * sz[i];
   k::linear_backward(g.data(), p.data<T>(kOutW_), ssm::data<T>(dy, "dy"), dg.data(), dp.data<T>(kOutW_),
                      bias_ ? dp.data<T>(kOutB_) : nullptr, rows, Di_, H_);
   // The gate: dv = dg SiLU(z); dz = SiLU'(z) dg v (into g, spent).
-  std::vector<T> dxz(static_cast<size_t>(2 * n));
   for (int64_t i = 0; i < n; ++i) {
     g[i] = dg[i] * c->v[i];
     dg[i] *= sz[i];
   }
-  std::vector<T>& dz = sz;  // sz is spent
+  Buf<T>& dz = sz;  // sz is spent
   k::silu_backward(c->z.data(), g.data(), dz.data(), n);
   // The inner layer: du (into g).
-  std::vector<T>& du = g;
+  Buf<T>& du = g;
   {
     ssm::View dvv(dg.data(), {B, L, Di_}), duv(du.data(), {B, L, Di_});
     inner_.backward(ctx, p, dvv, duv, dp);
   }
-  // SiLU and the conv: dc (into dg), dxc.
-  std::vector<T>& dc = dg;
+  // SiLU and the conv: dc (into dg), dxc (into du, spent).
+  Buf<T>& dc = dg;
   k::silu_backward(c->c.data(), du.data(), dc.data(), n);
-  std::vector<T> dxc(static_cast<size_t>(n));
+  Buf<T>& dxc = du;
   conv_backward(c->xc.data(), p.data<T>(kConvW_), dc.data(), dxc.data(), dp.data<T>(kConvW_), dp.data<T>(kConvB_), B,
                 L, Di_, K_, threads);
-  // in_proj: dx from [dxc | dz].
-  for (int64_t r = 0; r < rows; ++r) {
-    std::copy_n(dxc.data() + r * Di_, Di_, dxz.data() + r * 2 * Di_);
-    std::copy_n(dz.data() + r * Di_, Di_, dxz.data() + r * 2 * Di_ + Di_);
-  }
-  k::linear_backward(c->x.data(), p.data<T>(kInW_), dxz.data(), ssm::data<T>(dx, "dx"), dp.data<T>(kInW_),
-                     bias_ ? dp.data<T>(kInB_) : nullptr, rows, H_, 2 * Di_);
+  // in_proj, one half of the weight's rows at a time: dx = dxc W_x + dz W_z.
+  const T* W_in = p.data<T>(kInW_);
+  T* dW_in = dp.data<T>(kInW_);
+  T* db_in = bias_ ? dp.data<T>(kInB_) : nullptr;
+  T* dxp = ssm::data<T>(dx, "dx");
+  Buf<T> dx_z(static_cast<size_t>(rows * H_));
+  k::linear_backward(c->x.data(), W_in, dxc.data(), dxp, dW_in, db_in, rows, H_, Di_);
+  k::linear_backward(c->x.data(), W_in + Di_ * H_, dz.data(), dx_z.data(), dW_in + Di_ * H_,
+                     db_in ? db_in + Di_ : nullptr, rows, H_, Di_);
+  for (int64_t i = 0; i < rows * H_; ++i) dxp[i] += dx_z[i];
 }
 
 }  // namespace mamba

@@ -29,21 +29,45 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace mamba {
+
+// A vector whose elements start uninitialised (no zeroing pass over
+// buffers that are written before they are read).
+template <typename T>
+struct NoInit : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInit<U>;
+  };
+  NoInit() = default;
+  template <class U>
+  NoInit(const NoInit<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using Buf = std::vector<T, NoInit<T>>;
 
 // What backward needs from the most recent training forward (the inner
 // layer keeps its own).
 template <typename T>
 struct Cache {
   int64_t B = 0, L = 0;
-  std::vector<T> x;   // the input (B, L, H)
-  std::vector<T> xc;  // the conv's input (B, L, Di)
-  std::vector<T> z;   // the gate's input (B, L, Di)
-  std::vector<T> c;   // the conv's output, SiLU's input (B, L, Di)
-  std::vector<T> v;   // the inner layer's output (B, L, Di)
+  Buf<T> x;   // the input (B, L, H)
+  Buf<T> xc;  // the conv's input (B, L, Di)
+  Buf<T> z;   // the gate's input (B, L, Di)
+  Buf<T> c;   // the conv's output, SiLU's input (B, L, Di)
+  Buf<T> v;   // the inner layer's output (B, L, Di)
 };
 
 // Recurrent state: the conv's last d_conv - 1 inputs (batch, d_conv - 1, Di)

@@ -7,8 +7,6 @@
 #include <ssm/kernels/linear.hpp>
 #include <ssm/sdk.hpp>
 
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -18,35 +16,31 @@ namespace s6 {
 
 namespace {
 
-// f(lo, hi) over [0, n) in blocks cut at fixed positions (multiples of the
-// scan's kBlock, so that detail::map_blocks inside sees the same cuts
-// whatever the thread count), on up to `threads` threads.
+// f(lo, hi) over [0, n) in blocks of fixed positions, on up to `threads`
+// threads.
 template <class F>
 void for_blocks(int64_t n, int threads, F&& f) {
-  constexpr int64_t kBlock = 8 * detail::kBlock;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  detail::parallel_for(blocks, threads, [&](int64_t i) { f(i * kBlock, std::min(n, (i + 1) * kBlock)); });
+  constexpr int64_t kSpan = 16384;
+  const int64_t spans = (n + kSpan - 1) / kSpan;
+  detail::parallel_for(spans, threads, [&](int64_t i) { f(i * kSpan, std::min(n, (i + 1) * kSpan)); });
 }
 
-// Mamba's softplus (the CUDA kernel's): x <= 20 ? log1p(e^x) : x, in place.
+// delta = softplus(pre) (selective_scan.hpp: vectorised, the same bits in
+// every lane, so independent of threads and pointers).
 template <typename T>
-void softplus_inplace(T* x, int64_t n, int threads) {
+void softplus_forward(const T* pre, T* delta, int64_t n, int threads) {
   for_blocks(n, threads, [&](int64_t lo, int64_t hi) {
-    detail::map_blocks(x + lo, x + lo, hi - lo,
-                       [](const auto& v) { return (v > T(20)).select(v, v.min(T(20)).exp().log1p()); });
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) delta[i] = softplus(pre[i]);
   });
 }
 
-// g *= softplus'(x) = sigmoid(x), from delta = softplus(x): sigmoid(x) =
-// 1 - e^{-delta} = -expm1(-delta) (1 above the threshold, where delta = x).
+// g *= softplus'(pre) = sigmoid(pre).
 template <typename T>
-void softplus_backward_inplace(const T* delta, T* g, int64_t n, int threads) {
+void softplus_backward(const T* pre, T* g, int64_t n, int threads) {
   for_blocks(n, threads, [&](int64_t lo, int64_t hi) {
-    std::vector<T> sig(static_cast<size_t>(hi - lo));
-    detail::map_blocks(delta + lo, sig.data(), hi - lo, [](const auto& d) {
-      return (d > T(20)).select(decltype(d.eval())::Ones(d.size()), -(-d).expm1());
-    });
-    for (int64_t i = lo; i < hi; ++i) g[i] *= sig[i - lo];
+#pragma omp simd
+    for (int64_t i = lo; i < hi; ++i) g[i] *= softplus_grad(pre[i]);
   });
 }
 
@@ -244,7 +238,7 @@ void S6::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int64_
   }
   // [dt_low | B | C] = x_proj(u), split into contiguous arrays.
   {
-    std::vector<T> xdbl(static_cast<size_t>(rows * W));
+    Buf<T> xdbl(static_cast<size_t>(rows * W));
     k::linear_forward(u, p.data<T>(kXProj), nullptr, xdbl.data(), rows, D_, W);
     c.dtl.resize(static_cast<size_t>(rows * R_));
     c.Bm.resize(static_cast<size_t>(rows * N_));
@@ -256,17 +250,19 @@ void S6::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int64_
       std::copy_n(src + R_ + N_, N_, c.Cm.data() + r * N_);
     }
   }
-  // delta = softplus(dt_proj(dt_low) + dt bias).
-  c.delta.resize(static_cast<size_t>(rows * D_));
-  k::linear_forward(c.dtl.data(), p.data<T>(kDtW), p.data<T>(kDtB), c.delta.data(), rows, R_, D_);
-  softplus_inplace(c.delta.data(), rows * D_, threads);
+  // delta = softplus(dt_proj(dt_low) + dt bias); the cache keeps the
+  // pre-activation (backward recomputes delta, and softplus' from it).
+  c.pre.resize(static_cast<size_t>(rows * D_));
+  k::linear_forward(c.dtl.data(), p.data<T>(kDtW), p.data<T>(kDtB), c.pre.data(), rows, R_, D_);
+  Buf<T> delta(static_cast<size_t>(rows * D_));
+  softplus_forward(c.pre.data(), delta.data(), rows * D_, threads);
   // A = -exp(A_log).
   c.A.resize(static_cast<size_t>(D_ * N_));
   const T* A_log = p.data<T>(kALog);
   for (int64_t i = 0; i < D_ * N_; ++i) c.A[i] = -std::exp(A_log[i]);
 
   const Shape s{B, L, D_, N_, chunk_};
-  const Inputs<T> in{u, c.delta.data(), c.A.data(), c.Bm.data(), c.Cm.data(), p.data<T>(kD)};
+  const Inputs<T> in{u, delta.data(), c.A.data(), c.Bm.data(), c.Cm.data(), p.data<T>(kD)};
   if (training) c.bounds.resize(static_cast<size_t>(s.saved_states()));
   // With the block, the scan's output goes into dact, then GELU in place.
   if (block_) c.dact.resize(static_cast<size_t>(rows * D_));
@@ -301,7 +297,7 @@ void S6::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DL
   T* dxp = ssm::data<T>(dx, "dx");
 
   // The block: ds = GELU'(s) * (dy W_out); dW_out, db_out.
-  std::vector<T> ds;
+  Buf<T> ds;
   if (block_) {
     ds.resize(static_cast<size_t>(rows * D_));
     k::linear_backward(c->act.data(), p.data<T>(kOutW), g, ds.data(), dp.data<T>(kOutW), dp.data<T>(kOutB), rows, D_,
@@ -314,9 +310,11 @@ void S6::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DL
 
   // The scan: du (into dx), ddelta, dB, dC, dA, dD.
   const Shape s{B, L, D_, N_, chunk_};
-  const Inputs<T> in{c->u.data(), c->delta.data(), c->A.data(), c->Bm.data(), c->Cm.data(), p.data<T>(kD)};
-  std::vector<T> ddelta(static_cast<size_t>(rows * D_)), dxdbl(static_cast<size_t>(rows * W));
-  std::vector<T> dB(static_cast<size_t>(rows * N_)), dC(static_cast<size_t>(rows * N_));
+  Buf<T> delta(static_cast<size_t>(rows * D_));
+  softplus_forward(c->pre.data(), delta.data(), rows * D_, threads);
+  const Inputs<T> in{c->u.data(), delta.data(), c->A.data(), c->Bm.data(), c->Cm.data(), p.data<T>(kD)};
+  Buf<T> ddelta(static_cast<size_t>(rows * D_)), dxdbl(static_cast<size_t>(rows * W));
+  Buf<T> dB(static_cast<size_t>(rows * N_)), dC(static_cast<size_t>(rows * N_));
   std::vector<T> dA(static_cast<size_t>(D_ * N_), T(0));
   scan_backward(s, in, scheme<T>(ctx), c->bounds.data(), g,
                 Grads<T>{dxp, ddelta.data(), dB.data(), dC.data(), dA.data(), dp.data<T>(kD)}, threads);
@@ -326,8 +324,8 @@ void S6::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DL
 
   // delta = softplus(dt_proj(dt_low)): the dt projection's gradients, then
   // x_proj's, whose input gradient adds to dx.
-  softplus_backward_inplace(c->delta.data(), ddelta.data(), rows * D_, threads);
-  std::vector<T> ddtl(static_cast<size_t>(rows * R_));
+  softplus_backward(c->pre.data(), ddelta.data(), rows * D_, threads);
+  Buf<T> ddtl(static_cast<size_t>(rows * R_));
   k::linear_backward(c->dtl.data(), p.data<T>(kDtW), ddelta.data(), ddtl.data(), dp.data<T>(kDtW),
                      dp.data<T>(kDtB), rows, R_, D_);
   for (int64_t r = 0; r < rows; ++r) {
@@ -336,7 +334,7 @@ void S6::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DL
     std::copy_n(dB.data() + r * N_, N_, dst + R_);
     std::copy_n(dC.data() + r * N_, N_, dst + R_ + N_);
   }
-  std::vector<T> du(static_cast<size_t>(rows * D_));
+  Buf<T> du(static_cast<size_t>(rows * D_));
   k::linear_backward(c->u.data(), p.data<T>(kXProj), dxdbl.data(), du.data(), dp.data<T>(kXProj), nullptr, rows, D_,
                      W);
   for_blocks(rows * D_, threads, [&](int64_t lo, int64_t hi) {

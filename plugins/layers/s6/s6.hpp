@@ -24,7 +24,7 @@
 //     (the mamba layer creates its inner s6 with block=none; Mamba applies
 //     its own gate y * SiLU(z) and out_proj).
 //
-// Memory: what backward keeps is O(B L D): u, delta, (dt_low, Bm, Cm), the
+// Memory: what backward keeps is O(B L D): u, dt_proj's output, (dt_low, Bm, Cm), the
 // block's activations and the states at the chunk starts,
 // (B, ceil(L/chunk), D, N); never a (B, L, D, N) tensor.
 //
@@ -53,14 +53,14 @@ enum Param : size_t { kXProj, kDtW, kDtB, kALog, kD, kOutW, kOutB };
 template <typename T>
 struct Cache {
   int64_t B = 0, L = 0;
-  std::vector<T> u;       // the input (B, L, D)
-  std::vector<T> dtl;     // dt_low (B, L, R)
-  std::vector<T> Bm, Cm;  // (B, L, N) each
-  std::vector<T> delta;   // softplus(dt_proj(dt_low)) (B, L, D)
-  std::vector<T> bounds;  // the scan's chunk-start states (B, n_chunks, D, N)
-  std::vector<T> act;     // block=linear: GELU(s) (B, L, D)
-  std::vector<T> dact;    // block=linear: GELU'(s) (B, L, D)
-  std::vector<T> A;       // -exp(A_log) (D, N)
+  Buf<T> u;       // the input (B, L, D)
+  Buf<T> dtl;     // dt_low (B, L, R)
+  Buf<T> Bm, Cm;  // (B, L, N) each
+  Buf<T> pre;     // dt_proj(dt_low) + dt bias (B, L, D): delta = softplus(pre)
+  Buf<T> bounds;  // the scan's chunk-start states (B, n_chunks, D, N)
+  Buf<T> act;     // block=linear: GELU(s) (B, L, D)
+  Buf<T> dact;    // block=linear: GELU'(s) (B, L, D)
+  Buf<T> A;       // -exp(A_log) (D, N)
 };
 
 // Recurrent state: the scan's h (batch, D, N) in the dtype of the calls.

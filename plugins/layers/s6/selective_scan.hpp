@@ -34,9 +34,33 @@
 #include <limits>
 #include <mutex>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace s6 {
+
+// A vector whose elements start uninitialised (no zeroing pass over
+// buffers that are written before they are read).
+template <typename T>
+struct NoInit : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInit<U>;
+  };
+  NoInit() = default;
+  template <class U>
+  NoInit(const NoInit<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <typename T>
+using Buf = std::vector<T, NoInit<T>>;
 
 // Channels per work item: the state of a tile, kDTile * N values, stays in L1.
 constexpr int64_t kDTile = 32;
@@ -79,6 +103,34 @@ inline double fast_exp(double x) {
   const double e = 1.0 + 2.0 * px / (qx - px);
   const uint64_t k = __builtin_bit_cast(uint64_t, t);
   return e * __builtin_bit_cast(double, (k + 1023u) << 52);
+}
+
+// log1p(e) for e in [0, 1] with plain arithmetic (vectorisable):
+// 2 atanh(s), s = e / (2 + e) in [0, 1/3], by its odd series, to terms below
+// the precision of T (s^2 <= 1/9 per term).
+template <typename T>
+inline T fast_log1p01(T e) {
+  const T s = e / (T(2) + e), s2 = s * s;
+  constexpr int kTerms = sizeof(T) == 4 ? 8 : 17;  // 1/3, 1/5, ...: (1/9)^k below eps
+  T p = T(1) / T(2 * kTerms + 1);
+  for (int k = kTerms - 1; k >= 1; --k) p = p * s2 + T(1) / T(2 * k + 1);
+  return T(2) * s * (p * s2 + T(1));
+}
+
+// Mamba's softplus, as its CUDA kernel: x <= 20 ? log1p(e^x) : x, here
+// max(x, 0) + log1p(e^-|x|) below the threshold (no overflow, no cancellation).
+template <typename T>
+inline T softplus(T x) {
+  const T ax = x < T(0) ? -x : x;
+  const T sp = (x > T(0) ? x : T(0)) + fast_log1p01(fast_exp(-ax));
+  return x > T(20) ? x : sp;
+}
+
+// softplus'(x) = sigmoid(x) (1 above the threshold).
+template <typename T>
+inline T softplus_grad(T x) {
+  const T s = T(1) / (T(1) + fast_exp(-x));
+  return x > T(20) ? T(1) : s;
 }
 
 // The discretization's map at real points z (z = delta * A < 0).
@@ -168,7 +220,7 @@ void parallel_for_scratch(int64_t n, int threads, F&& f) {
 // Per-thread buffers of the scan (sized by the first item that needs them).
 template <typename T>
 struct Scratch {
-  std::vector<T> h, a, beta, da, dbeta, z, hs, gc;
+  Buf<T> h, a, beta, da, dbeta, z, hs, gc;
 };
 
 // A transposed, (N, D): the scan runs SIMD over channels.
@@ -185,7 +237,7 @@ std::vector<T> transpose_A(const T* A, int64_t D, int64_t N) {
 // beta (and with derivatives da, dbeta), each (lc, N, dn).
 template <typename T>
 void coefficients(const Shape& s, const Inputs<T>& in, const T* At, const Scheme<T>& sch, int64_t b, int64_t t0,
-                  int64_t lc, int64_t d0, int64_t dn, T* a, T* beta, T* da, T* dbeta, std::vector<T>& z) {
+                  int64_t lc, int64_t d0, int64_t dn, T* a, T* beta, T* da, T* dbeta, Buf<T>& z) {
   const int64_t N = s.N, m = dn * N;
   z.resize(static_cast<size_t>(lc * m));
   for (int64_t k = 0; k < lc; ++k) {
@@ -218,7 +270,7 @@ void scan_forward(const Shape& s, const Inputs<T>& in, const Scheme<T>& sch, T* 
   const std::vector<T> At = detail::transpose_A(in.A, D, N);
   detail::parallel_for_scratch<detail::Scratch<T>>(s.B * nT, threads, [&](int64_t item, detail::Scratch<T>& sc) {
     const int64_t b = item / nT, d0 = (item % nT) * kDTile, dn = std::min(kDTile, D - d0), m = dn * N;
-    std::vector<T>&h = sc.h, &a = sc.a, &beta = sc.beta, &z = sc.z;
+    Buf<T>&h = sc.h, &a = sc.a, &beta = sc.beta, &z = sc.z;
     h.assign(static_cast<size_t>(m), T(0));
     if (!fast) {
       a.resize(static_cast<size_t>(cmax * m));
@@ -281,7 +333,7 @@ void scan_backward(const Shape& s, const Inputs<T>& in, const Scheme<T>& sch, co
   std::vector<T> dAt_b(static_cast<size_t>(B * N * D), T(0));
   detail::parallel_for_scratch<detail::Scratch<T>>(B, threads, [&](int64_t b, detail::Scratch<T>& sc) {
     const int64_t tile_max = std::min(kDTile, D) * N;
-    std::vector<T>&a = sc.a, &hs = sc.hs, &gc = sc.gc, &z = sc.z, &beta = sc.beta, &da = sc.da, &dbeta = sc.dbeta;
+    Buf<T>&a = sc.a, &hs = sc.hs, &gc = sc.gc, &z = sc.z, &beta = sc.beta, &da = sc.da, &dbeta = sc.dbeta;
     a.resize(static_cast<size_t>(cmax * tile_max));
     hs.resize(static_cast<size_t>((cmax + 1) * tile_max));
     gc.resize(static_cast<size_t>(tile_max));
