@@ -148,3 +148,51 @@ endforeach()
 if(TARGET test_s4 AND TARGET ssm_test_disc_suffix_clash)
   add_dependencies(test_s4 ssm_test_disc_suffix_clash)
 endif()
+
+# --- s6 and mamba (issue 8)
+
+# s6 validates with its own scheme (s6disc: Mamba's exp for A, Euler for B,
+# on the scan's fast path) and with every other scheme through the plugin's
+# map evaluated per chunk; chunk=5 puts chunk boundaries inside validate's
+# L = 16 (and its 256-token recurrent check). s6disc validates on its own.
+add_test(NAME validate_s6disc COMMAND $<TARGET_FILE:ssmhost> validate s6disc)
+set_tests_properties(validate_s6disc PROPERTIES LABELS sdk)
+foreach(disc s6disc zoh bilinear dirac backward_euler async)
+  add_test(NAME validate_s6_${disc} COMMAND $<TARGET_FILE:ssmhost> validate s6 --set disc=${disc} --set chunk=5)
+  set_tests_properties(validate_s6_${disc} PROPERTIES LABELS sdk
+    PASS_REGULAR_EXPRESSION "options: chunk=5, d_model=8, disc=${disc}.*[0-9]+ passed, 0 failed")
+endforeach()
+# The bare selective SSM (as inside mamba), two tiles of channels (kDTile 32).
+add_test(NAME validate_s6_bare COMMAND $<TARGET_FILE:ssmhost> validate s6 --set block=none --set d_model=40
+         --set d_state=5 --set chunk=3)
+set_tests_properties(validate_s6_bare PROPERTIES LABELS sdk)
+# mamba with inner s6 (default), s4d (zoh by default, and bilinear by suffix) and s4.
+foreach(inner s6 s4d s4db s4)
+  add_test(NAME validate_mamba_${inner} COMMAND $<TARGET_FILE:ssmhost> validate mamba --set inner=${inner}
+           --set d_state=4 --set chunk=5)
+  set_tests_properties(validate_mamba_${inner} PROPERTIES LABELS sdk
+    PASS_REGULAR_EXPRESSION "inner=${inner}.*gradient inner\\..*[0-9]+ passed, 0 failed")
+endforeach()
+
+# --- the baselines gated_mlp, lstm, attention, and h3 (issue 8)
+
+# Each with its defaults (h3: inner s4db); attention also without RoPE and
+# with one head; h3 with larger heads (the inner layer on d_model*head_dim
+# channels) and with every inner layer, the baselines included. The PASS
+# regex makes sure the inner layer's own gradients were checked.
+foreach(id gated_mlp lstm attention h3)
+  add_test(NAME validate_${id} COMMAND $<TARGET_FILE:ssmhost> validate ${id})
+  set_tests_properties(validate_${id} PROPERTIES LABELS sdk)
+endforeach()
+add_test(NAME validate_gated_mlp_swish COMMAND $<TARGET_FILE:ssmhost> validate gated_mlp --set activation=swish
+         --set beta=1.7)
+add_test(NAME validate_attention_norope COMMAND $<TARGET_FILE:ssmhost> validate attention --set rope=false
+         --set n_heads=1)
+add_test(NAME validate_h3_head_dim_4 COMMAND $<TARGET_FILE:ssmhost> validate h3 --set head_dim=4 --set d_state=8)
+set_tests_properties(validate_gated_mlp_swish validate_attention_norope validate_h3_head_dim_4 PROPERTIES LABELS sdk)
+foreach(inner s4dz s4 s6 lstm attention gated_mlp)
+  add_test(NAME validate_h3_inner_${inner} COMMAND $<TARGET_FILE:ssmhost> validate h3 --set inner=${inner}
+           --set head_dim=2 --set d_state=4)
+  set_tests_properties(validate_h3_inner_${inner} PROPERTIES LABELS sdk
+    PASS_REGULAR_EXPRESSION "inner=${inner}.*gradient inner\\..*[0-9]+ passed, 0 failed")
+endforeach()

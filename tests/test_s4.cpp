@@ -323,7 +323,7 @@ TEST_CASE("s4 kernel runs forward in time: an impulse through the layer", "[s4]"
   // (the GLU's gate is sigmoid(0)): an impulse at t0 gives y = 0 before t0
   // and GELU(K[t - t0])/2 from t0 on: lag 0 first, not Abar^(L-1-j).
   const int64_t H = 2, L = 48, t0 = 5;
-  for (const std::string& disc : {"bilinear", "zoh"}) {
+  for (std::string disc : {"bilinear", "zoh"}) {
     INFO(disc);
     Harness<double> hs({{"d_model", "2"}, {"d_state", "8"}, {"disc", disc}});
     perturb(hs, 41);
@@ -361,7 +361,7 @@ TEST_CASE("s4 length change: truncation below l_max, the official doubling above
   // The kernel for L > l_max is the one the official code computes after
   // doubling its C~ in place: C~_{4l} = C~_l (I + Abar^l)(I + Abar^{2l}).
   const int64_t H = 2, l = 16, L = 40;
-  for (const std::string& disc : {"bilinear", "backward_euler"}) {
+  for (std::string disc : {"bilinear", "backward_euler"}) {
     INFO(disc);
     const s4::Scheme sc = scheme_of(disc);
     Harness<double> hs({{"d_model", "2"}, {"d_state", "6"}, {"disc", disc}});
@@ -390,9 +390,9 @@ TEST_CASE("s4 length change: truncation below l_max, the official doubling above
 TEST_CASE("s4 step mode equals convolution mode", "[s4]") {
   const int64_t B = 2, L = 40, H = 3;
   for (const std::string& disc : kSchemes) {
-    for (const std::string& mode : {"dplr", "diag"}) {
+    for (std::string mode : {"dplr", "diag"}) {
       if (mode == "diag" && disc != "bilinear" && disc != "zoh") continue;
-      for (const std::string& l_max : {"32", "64"}) {  // L > l_max: doubled; L < l_max: truncated
+      for (std::string l_max : {"32", "64"}) {  // L > l_max: doubled; L < l_max: truncated
         INFO(disc << ", mode " << mode << ", l_max " << l_max);
         Harness<double> hs({{"d_model", "3"}, {"d_state", "6"}, {"disc", disc}, {"mode", mode}, {"l_max", l_max}});
         if (disc == "dirac")
@@ -414,7 +414,7 @@ TEST_CASE("s4 gradients match finite differences (float64)", "[s4]") {
   };
   std::vector<Case> cases;
   for (const std::string& disc : kSchemes)
-    for (const std::string& l_max : {"8", "32"})  // 8: the doubling path (L = 13 > 8)
+    for (std::string l_max : {"8", "32"})  // 8: the doubling path (L = 13 > 8)
       cases.push_back({disc, "dplr", "1", l_max, "0", "legs"});
   cases.push_back({"bilinear", "dplr", "2", "8", "0.4", "random"});
   cases.push_back({"zoh", "dplr", "2", "32", "0.4", "random"});
@@ -456,7 +456,7 @@ TEST_CASE("s4 gradients match finite differences (float64)", "[s4]") {
 
 TEST_CASE("s4 float32 agrees with float64", "[s4]") {
   const int64_t B = 2, L = 50, H = 4;
-  for (const std::string& disc : {"bilinear", "zoh"}) {
+  for (std::string disc : {"bilinear", "zoh"}) {
     INFO(disc);
     const ssmhost::KV cfg{{"d_model", "4"}, {"d_state", "8"}, {"disc", disc}};
     Harness<double> hd(cfg);
@@ -563,7 +563,7 @@ TEST_CASE("s4 parameter hints: SSM parameters capped, no weight decay, float32",
 
 TEST_CASE("s4 with a discretization suffix: s4z, s4b, s4a", "[s4]") {
   const int64_t B = 1, L = 8, H = 2;
-  for (const std::pair<std::string, std::string>& s : {std::make_pair("zoh", "s4z"), std::make_pair("bilinear", "s4b"),
+  for (std::pair<std::string, std::string> s : {std::make_pair("zoh", "s4z"), std::make_pair("bilinear", "s4b"),
                                                         std::make_pair("async", "s4a")}) {
     INFO(s.second);
     Harness<double> by_option({{"d_model", "2"}, {"d_state", "4"}, {"disc", s.first}});

@@ -406,15 +406,15 @@ TEST_CASE("s6 with a discretization suffix: s6z is s6 with zoh", "[s6]") {
 TEST_CASE("a small S6 model learns selective copying", "[s6][learning]") {
   ssm_test::TempDir dir("ssm_s6");
   // 4 tokens to recall among 4 symbols (chance 0.25), L = 16 + 8. Seeds 0-3
-  // reach 0.85-0.9 token accuracy by step 300 (about 2 s on one thread).
+  // reach 0.91-0.96 token accuracy by step 500 (a few seconds on one thread).
   const ssm_test::Run r = ssm_test::run_ssmhost(
       dir.path, "--layer s6 --task selective_copy --copy-len 16 --n-tokens 4 --vocab 6 --d-model 32 --n-layers 2"
-                " --d-state 16 --batch-size 32 --lr 0.01 --steps 300 --eval-every 300 --eval-size 256 --threads 1"
+                " --d-state 16 --batch-size 32 --lr 0.01 --steps 500 --eval-every 500 --eval-size 256 --threads 1"
                 " --quiet --log s6.h5");
   INFO(r.out << r.err);
   REQUIRE(r.status == 0);
   const auto log = ssmhost::RunLogReader::open((dir.path / "s6.h5").string());
-  CHECK(log.summary_numbers().at("final_metric") >= 0.7);
+  CHECK(log.summary_numbers().at("final_metric") >= 0.8);
 }
 
 // Not a test (hidden): test_s6 "[.bench]" prints the time of one training

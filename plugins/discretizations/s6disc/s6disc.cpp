@@ -1,4 +1,5 @@
-// Mamba's discretization ("S6", docs/math.md §0): a = e^z, beta = 1, i.e.
+// Mamba's discretization ("S6"; the table of docs/math.md §0 has the
+// others, plugins/layers/s6/README.md this one): a = e^z, beta = 1, i.e.
 // Abar = exp(dt A) (exact for A) and Bbar = dt B (Euler for B), as in the
 // selective scan's reference and its CUDA kernel. The default scheme of the
 // s6 layer, which recognises it by the ssm/ext/disc_exp_euler.h extension and

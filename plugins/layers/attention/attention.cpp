@@ -1,4 +1,4 @@
-// attention: causal multi-head softmax self-attention (Vaswani et al. 2017),
+// attention: causal multi-head softmax self-attention (Vaswani et al. 2017; docs/math.md §6),
 // the seeds' Transformer baseline as one sequence-mixing layer, channel-last
 // (B, L, H) -> (B, L, H); the host's model adds the residual and the norm.
 //
@@ -13,7 +13,7 @@
 // the forward keeps only lse_t = m_t + log Σ_s exp(s_ts - m_t) per (b, head, t)
 // and the backward recomputes p_ts = exp(s_ts - lse_t) (FlashAttention's
 // organisation: memory O(B L H) besides a scratch of scores per thread, never
-// B x heads x L x L; the scratch holds one block of 128 query rows against
+// B x heads x L x L; the scratch holds one block of 32 query rows against
 // the keys before them).
 //
 // Backward per (b, head), do = W_outᵀ dy:
@@ -51,9 +51,9 @@ namespace attention {
 
 enum Param : size_t { kWIn, kBIn, kWOut, kBOut, kParamCount };
 
-// Query rows per block: the scores of a block (kBlock x t1) are the only
+// Query rows per block: the scores of a block (kBlock x t1, a few MB at L = 16k) are the only
 // quadratic buffer, one per thread.
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = 32;
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -246,7 +246,7 @@ class Attention : public ssm::Layer {
               K(base + H_, t1, dh_, Eigen::OuterStride<>(ld)), V(base + 2 * H_, t1, dh_, Eigen::OuterStride<>(ld));
           Strided<T> O(c.o.data() + (b * L + t0) * H_ + h * dh_, nq, dh_, Eigen::OuterStride<>(H_));
           S.resize(nq, t1);
-          S.noalias() = (Q * K.transpose()) * scale;
+          S.noalias() = (scale * Q) * K.transpose();
           for (int64_t i = 0; i < nq; ++i) {
             const int64_t t = t0 + i;
             // Stable softmax over s <= t (Eigen's vectorised exp).
@@ -304,7 +304,7 @@ class Attention : public ssm::Layer {
           P.resize(nq, t1);
           dP.resize(nq, t1);
           delta.resize(static_cast<size_t>(nq));
-          P.noalias() = (Q * K.transpose()) * scale;
+          P.noalias() = (scale * Q) * K.transpose();
           for (int64_t i = 0; i < nq; ++i) {
             const int64_t t = t0 + i;
             P.row(i).head(t + 1).array() = (P.row(i).head(t + 1).array() - lse[t]).exp();

@@ -1,4 +1,4 @@
-// lstm: one LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate),
+// lstm: one LSTM layer (Hochreiter & Schmidhuber 1997, with a forget gate; docs/math.md §6),
 // channel-last (B, L, H) -> (B, L, H): the hidden state h_t is the output.
 // The seeds' LSTM baseline (the FilippoOlivo seed's torch.nn.LSTM), one layer
 // per block; the host's model adds the residual and the norm around it.

@@ -35,6 +35,19 @@ void parallel_for(int64_t n, int threads, F&& f) {
   if (error) std::rethrow_exception(error);
 }
 
+// f(i) for i in [0, n): elementwise work, SIMD, on up to `threads` threads
+// when it is large enough to pay for them.
+template <class F>
+void elementwise(int64_t n, int threads, F&& f) {
+  constexpr int64_t kSpan = 16384;
+  const int64_t spans = (n + kSpan - 1) / kSpan;
+  parallel_for(spans, n >= 4 * kSpan ? threads : 1, [&](int64_t s) {
+    const int64_t hi = std::min(n, (s + 1) * kSpan);
+#pragma omp simd
+    for (int64_t i = s * kSpan; i < hi; ++i) f(i);
+  });
+}
+
 // The causal depthwise convolution (PyTorch's Conv1d(groups=Di, padding=K-1)
 // keeping the first L outputs), channel-last:
 //   c[b, t, d] = cb[d] + sum_k w[d, k] xin(b, t - (K - 1) + k, d)
@@ -257,11 +270,10 @@ void Mamba::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int
     else hist = &st->hist_d;
     if (hist->empty()) hist->assign(static_cast<size_t>(B * (K_ - 1) * Di_), T(0));
   }
-  c.c.resize(static_cast<size_t>(n));
-  conv_forward(c.xc.data(), hist ? hist->data() : static_cast<const T*>(nullptr), p.data<T>(kConvW_),
-               p.data<T>(kConvB_), c.c.data(), B, L, Di_, K_, threads);
   Buf<T> u(static_cast<size_t>(n));
-  k::silu_forward(c.c.data(), u.data(), n);
+  conv_forward(c.xc.data(), hist ? hist->data() : static_cast<const T*>(nullptr), p.data<T>(kConvW_),
+               p.data<T>(kConvB_), u.data(), B, L, Di_, K_, threads);
+  k::silu_forward(u.data(), u.data(), n);  // backward recomputes the conv's output
 
   // v = inner(u).
   c.v.resize(static_cast<size_t>(n));
@@ -283,7 +295,7 @@ void Mamba::forward_impl(ssm::Context& ctx, ssm::Params p, const T* x, T* y, int
   // y = out_proj(v * SiLU(z)).
   Buf<T>& g = u;  // u is spent
   k::silu_forward(c.z.data(), g.data(), n);
-  for (int64_t i = 0; i < n; ++i) g[i] *= c.v[i];
+  elementwise(n, threads, [&](int64_t i) { g[i] *= c.v[i]; });
   k::linear_forward(g.data(), p.data<T>(kOutW_), bias_ ? p.data<T>(kOutB_) : nullptr, y, rows, Di_, H_);
   if (training) training_ok_ = true;
 }
@@ -303,29 +315,34 @@ void Mamba::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy,
   check_own_shapes<T>(dp);
   const int threads = ctx.threads();
 
+  // Three (B, L, Di) buffers serve the whole backward: g, dg, du.
   // out_proj: dg = dy W_out with g = v * SiLU(z) recomputed.
-  Buf<T> sz(static_cast<size_t>(n)), g(static_cast<size_t>(n)), dg(static_cast<size_t>(n));
-  k::silu_forward(c->z.data(), sz.data(), n);
-  for (int64_t i = 0; i < n; ++i) g[i] = c->v[i] * sz[i];
+  Buf<T> g(static_cast<size_t>(n)), dg(static_cast<size_t>(n)), du(static_cast<size_t>(n));
+  k::silu_forward(c->z.data(), g.data(), n);
+  elementwise(n, threads, [&](int64_t i) { g[i] *= c->v[i]; });
   k::linear_backward(g.data(), p.data<T>(kOutW_), ssm::data<T>(dy, "dy"), dg.data(), dp.data<T>(kOutW_),
                      bias_ ? dp.data<T>(kOutB_) : nullptr, rows, Di_, H_);
-  // The gate: dv = dg SiLU(z); dz = SiLU'(z) dg v (into g, spent).
-  for (int64_t i = 0; i < n; ++i) {
-    g[i] = dg[i] * c->v[i];
-    dg[i] *= sz[i];
-  }
-  Buf<T>& dz = sz;  // sz is spent
-  k::silu_backward(c->z.data(), g.data(), dz.data(), n);
-  // The inner layer: du (into g).
-  Buf<T>& du = g;
+  // The gate: dv = dg SiLU(z) (into dg); dz = SiLU'(z) dg v (into g).
+  k::silu_forward(c->z.data(), g.data(), n);
+  elementwise(n, threads, [&](int64_t i) {
+    const T dgv = dg[i] * c->v[i];
+    dg[i] *= g[i];
+    g[i] = dgv;
+  });
+  k::silu_backward(c->z.data(), g.data(), g.data(), n);
+  const Buf<T>& dz = g;
+  // The inner layer: du.
   {
     ssm::View dvv(dg.data(), {B, L, Di_}), duv(du.data(), {B, L, Di_});
     inner_.backward(ctx, p, dvv, duv, dp);
   }
-  // SiLU and the conv: dc (into dg), dxc (into du, spent).
-  Buf<T>& dc = dg;
-  k::silu_backward(c->c.data(), du.data(), dc.data(), n);
-  Buf<T>& dxc = du;
+  // SiLU of the conv's output c, recomputed into dg (dv is spent): dc in
+  // place of du; then the conv: dxc into dg.
+  conv_forward(c->xc.data(), static_cast<const T*>(nullptr), p.data<T>(kConvW_), p.data<T>(kConvB_), dg.data(), B, L,
+               Di_, K_, threads);
+  k::silu_backward(dg.data(), du.data(), du.data(), n);
+  const Buf<T>& dc = du;
+  Buf<T>& dxc = dg;
   conv_backward(c->xc.data(), p.data<T>(kConvW_), dc.data(), dxc.data(), dp.data<T>(kConvW_), dp.data<T>(kConvB_), B,
                 L, Di_, K_, threads);
   // in_proj, one half of the weight's rows at a time: dx = dxc W_x + dz W_z.
@@ -337,7 +354,7 @@ void Mamba::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy,
   k::linear_backward(c->x.data(), W_in, dxc.data(), dxp, dW_in, db_in, rows, H_, Di_);
   k::linear_backward(c->x.data(), W_in + Di_ * H_, dz.data(), dx_z.data(), dW_in + Di_ * H_,
                      db_in ? db_in + Di_ : nullptr, rows, H_, Di_);
-  for (int64_t i = 0; i < rows * H_; ++i) dxp[i] += dx_z[i];
+  elementwise(rows * H_, threads, [&](int64_t i) { dxp[i] += dx_z[i]; });
 }
 
 }  // namespace mamba

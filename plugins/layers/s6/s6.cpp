@@ -334,7 +334,7 @@ void S6::backward_typed(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DL
     std::copy_n(dB.data() + r * N_, N_, dst + R_);
     std::copy_n(dC.data() + r * N_, N_, dst + R_ + N_);
   }
-  Buf<T> du(static_cast<size_t>(rows * D_));
+  Buf<T>& du = delta;  // delta is spent
   k::linear_backward(c->u.data(), p.data<T>(kXProj), dxdbl.data(), du.data(), dp.data<T>(kXProj), nullptr, rows, D_,
                      W);
   for_blocks(rows * D_, threads, [&](int64_t lo, int64_t hi) {

@@ -1,4 +1,4 @@
-// The selective scan of S6 (docs/math.md §0 and the math brief §3) on the
+// The selective scan of S6 (README.md here; discretisations: docs/math.md §0) on the
 // CPU, chunked along L, channel-last:
 //
 //   h_t[d, n] = a(z) h_{t-1}[d, n] + delta_t[d] beta(z) B_t[n] u_t[d],   z = delta_t[d] A[d, n]
