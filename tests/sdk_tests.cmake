@@ -162,8 +162,8 @@ foreach(disc s6disc zoh bilinear dirac backward_euler async)
   set_tests_properties(validate_s6_${disc} PROPERTIES LABELS sdk
     PASS_REGULAR_EXPRESSION "options: chunk=5, d_model=8, disc=${disc}.*[0-9]+ passed, 0 failed")
 endforeach()
-# The bare selective SSM (as inside mamba), two tiles of channels (kDTile 32).
-add_test(NAME validate_s6_bare COMMAND $<TARGET_FILE:ssmhost> validate s6 --set block=none --set d_model=40
+# The bare selective SSM (as inside mamba), two tiles of channels (kDTile 64).
+add_test(NAME validate_s6_bare COMMAND $<TARGET_FILE:ssmhost> validate s6 --set block=none --set d_model=70
          --set d_state=5 --set chunk=3)
 set_tests_properties(validate_s6_bare PROPERTIES LABELS sdk)
 # mamba with inner s6 (default), s4d (zoh by default, and bilinear by suffix) and s4.

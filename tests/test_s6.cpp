@@ -140,7 +140,7 @@ TEST_CASE("s6 gradients match finite differences (float64)", "[s6]") {
     int64_t D, N, chunk;
   };
   for (const Case& c : {Case{"s6disc", "linear", 3, 4, 5}, Case{"s6disc", "none", 3, 4, 64},
-                        Case{"s6disc", "none", 35, 3, 4},  // two tiles of channels
+                        Case{"s6disc", "none", 70, 3, 4},  // two tiles of channels (64 + 6)
                         Case{"zoh", "linear", 3, 4, 5}, Case{"bilinear", "none", 3, 4, 6},
                         Case{"backward_euler", "none", 3, 4, 5}}) {
     SECTION(c.disc + ", block " + c.block + ", D " + std::to_string(c.D) + ", chunk " + std::to_string(c.chunk)) {
@@ -166,10 +166,11 @@ TEST_CASE("s6 gradients match finite differences (float64)", "[s6]") {
 }
 
 TEST_CASE("the chunked scan equals the plain recurrence", "[s6]") {
-  // Shapes that cut chunks and tiles unevenly: D = 35 is a full tile and 3
-  // channels; L = 37 with chunks of 8 leaves 5.
+  // Shapes that cut chunks and tiles unevenly: D = 67 is a full tile
+  // (s6::kDTile = 64) and 3 channels; L = 37 with chunks of 8 leaves 5.
+  static_assert(s6::kDTile == 64, "the shapes of the s6 tests cut tiles of 64 channels unevenly");
   s6::Shape s;
-  s.B = 2, s.L = 37, s.D = 35, s.N = 5;
+  s.B = 2, s.L = 37, s.D = 67, s.N = 5;
   const int64_t n = s.B * s.L * s.D, nbn = s.B * s.L * s.N;
   std::vector<double> u = ssm_test::random_vector(n, 1), delta = ssm_test::random_vector(n, 2, 0.5);
   for (double& d : delta) d = 0.05 + std::abs(d);
@@ -225,7 +226,7 @@ TEST_CASE("the chunked scan equals the plain recurrence", "[s6]") {
 }
 
 TEST_CASE("s6 results do not depend on the chunk or the thread count", "[s6]") {
-  const int64_t B = 3, L = 50, D = 40;
+  const int64_t B = 3, L = 50, D = 70;
   std::vector<double> x = ssm_test::random_vector(B * L * D, 3), dy = ssm_test::random_vector(B * L * D, 4);
   std::vector<double> y_ref, dx_ref;
   std::vector<std::vector<double>> g_ref;

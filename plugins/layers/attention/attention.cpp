@@ -92,6 +92,10 @@ class Attention : public ssm::Layer {
         heads_(cfg.i64_at_least("n_heads", 1)),
         rope_(cfg.flag("rope")),
         rope_base_(cfg.f64_positive("rope_base")) {
+    // Eigen single-threaded (this library's copy): the parallelism is over
+    // (sequence, head) pairs, each done by one thread, so the bits do not
+    // depend on the thread count (Eigen's own threading would).
+    Eigen::setNbThreads(1);
     if (H_ % heads_)
       ssm::fail("option 'n_heads' (" + std::to_string(heads_) + ") must divide d_model (" + std::to_string(H_) + ")");
     dh_ = H_ / heads_;

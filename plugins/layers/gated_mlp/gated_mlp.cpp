@@ -19,9 +19,11 @@
 //
 // Initialisation: PyTorch's nn.Linear default, U(±1/sqrt(fan_in)) for every
 // weight and bias (fan_in H for W1, W2, b1, b2; F for W_o, b_o).
+#include <Eigen/Core>
 #include <ssm/kernels/linear.hpp>
 #include <ssm/sdk.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -32,6 +34,9 @@
 namespace gated_mlp {
 
 enum Param : size_t { kW1, kB1, kW2, kB2, kWo, kBo, kParamCount };
+
+// Elementwise work runs in blocks of this many values (see run_forward).
+constexpr int64_t kBlock = 2048;
 
 template <typename T>
 struct Cache {
@@ -158,12 +163,22 @@ class GatedMLP : public ssm::Layer {
     c.m.resize(static_cast<size_t>(n));
     ssm::kernels::linear_forward(x, p.data<T>(kW1), p.data<T>(kB1), c.a.data(), rows, H_, F_);
     ssm::kernels::linear_forward(x, p.data<T>(kW2), p.data<T>(kB2), c.c.data(), rows, H_, F_);
-    const T beta = static_cast<T>(beta_);
+    // σ(beta c) and m by Eigen's vectorised exp, in blocks cut at fixed
+    // offsets and evaluated in an aligned buffer: Eigen takes its scalar
+    // path (which may differ in the last bit) before the first aligned
+    // address, so evaluating in place would depend on where the memory lies.
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const T neg_beta = static_cast<T>(-beta_);
+    const int64_t blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n >= (1 << 16))
-    for (int64_t i = 0; i < n; ++i) {
-      const T s = T(1) / (T(1) + std::exp(-beta * c.c[i]));
-      c.sig[i] = s;
-      c.m[i] = c.a[i] * c.c[i] * s;
+    for (int64_t k = 0; k < blocks; ++k) {
+      const int64_t i = k * kBlock, m = std::min(kBlock, n - i);
+      alignas(64) T buf[kBlock];
+      Eigen::Map<Arr, Eigen::Aligned64> s(buf, m);
+      Eigen::Map<const Arr> cv(c.c.data() + i, m), av(c.a.data() + i, m);
+      s = (T(1) + (cv * neg_beta).exp()).inverse();
+      std::copy_n(buf, m, c.sig.data() + i);
+      for (int64_t j = 0; j < m; ++j) c.m[i + j] = c.a[i + j] * c.c[i + j] * buf[j];
     }
     ssm::kernels::linear_forward(c.m.data(), p.data<T>(kWo), p.data<T>(kBo), y, rows, F_, H_);
   }

@@ -26,6 +26,7 @@
 #include <ssm/kernels/linear.hpp>
 #include <ssm/sdk.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -36,6 +37,9 @@
 namespace lstm {
 
 enum Param : size_t { kWih, kWhh, kB, kParamCount };
+
+// Sequences per block of the recurrence (blocks run in parallel).
+constexpr int64_t kRows = 16;
 
 template <typename T>
 using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -61,10 +65,38 @@ struct State : ssm::LayerState {
   std::vector<double> h, c;  // (batch, H)
 };
 
+// The cell on one token of one sequence: z (4H) holds the gates'
+// pre-activations and becomes i, f, g, o; c_prev (nullptr: zero) gives c,
+// tanh(c) and h. Forward and step share it. The math runs on Eigen arrays
+// (vectorised exp and tanh) in buffers aligned by Eigen's allocator: Eigen
+// takes its scalar path (which may differ in the last bit) for the elements
+// before the first aligned address, so computing in place in the caller's
+// memory would make the result depend on where that memory lies.
 template <typename T>
-inline T sigmoid(T v) {
-  return T(1) / (T(1) + std::exp(-v));
-}
+struct Cell {
+  using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Arr z, c, tc;
+  void run(T* zio, const T* c_prev, T* c_out, T* tc_out, T* h_out, int64_t H) {
+    z = Eigen::Map<const Arr>(zio, 4 * H);
+    auto i = z.segment(0, H), f = z.segment(H, H), g = z.segment(2 * H, H), o = z.segment(3 * H, H);
+    i = (T(1) + (-i).exp()).inverse();
+    f = (T(1) + (-f).exp()).inverse();
+    o = (T(1) + (-o).exp()).inverse();
+    g = g.tanh();
+    if (c_prev) {
+      c = Eigen::Map<const Arr>(c_prev, H);
+      c = f * c + i * g;
+    } else {
+      c = i * g;
+    }
+    tc = c.tanh();
+    Eigen::Map<Arr>(zio, 4 * H) = z;
+    Eigen::Map<Arr>(c_out, H) = c;
+    Eigen::Map<Arr>(tc_out, H) = tc;
+    c = o * tc;  // h
+    Eigen::Map<Arr>(h_out, H) = c;
+  }
+};
 
 class LSTM : public ssm::Layer {
  public:
@@ -75,7 +107,12 @@ class LSTM : public ssm::Layer {
     };
   }
 
-  explicit LSTM(const ssm::Config& cfg) : H_(cfg.i64_at_least("d_model", 1)), forget_bias_(cfg.f64("forget_bias")) {}
+  // Eigen runs single-threaded here (this library's copy of Eigen): the
+  // parallelism is over fixed blocks of sequences, and Eigen's own threading
+  // would pick its blocking, and so the bits, from the thread count.
+  explicit LSTM(const ssm::Config& cfg) : H_(cfg.i64_at_least("d_model", 1)), forget_bias_(cfg.f64("forget_bias")) {
+    Eigen::setNbThreads(1);
+  }
 
   std::vector<ssm::ParamSpec> params() override {
     return {{"W_ih", {4 * H_, H_}}, {"W_hh", {4 * H_, H_}}, {"b", {4 * H_}, SSM_PARAM_NO_WEIGHT_DECAY, 0.0, 0.0}};
@@ -129,17 +166,12 @@ class LSTM : public ssm::Layer {
       Eigen::Map<RowMat<T>>(z.data(), B, G).noalias() +=
           ConstMat<T>(h.data(), B, H_) * ConstMat<T>(p.data<T>(kWhh), G, H_).transpose();
       T* y = ssm::data<T>(y_t, "lstm: y_t");
-      for (int64_t b = 0; b < B; ++b) {
-        T* zb = z.data() + b * G;
-        for (int64_t k = 0; k < H_; ++k) {
-          const T i = sigmoid(zb[k]), f = sigmoid(zb[H_ + k]), g = std::tanh(zb[2 * H_ + k]), o = sigmoid(zb[3 * H_ + k]);
-          const T c = f * static_cast<T>(s.c[b * H_ + k]) + i * g;
-          const T hv = o * std::tanh(c);
-          s.c[b * H_ + k] = c;
-          s.h[b * H_ + k] = hv;
-          y[b * H_ + k] = hv;
-        }
-      }
+      std::vector<T> c_prev(s.c.begin(), s.c.end()), c(static_cast<size_t>(B * H_)), tc(c.size());
+      Cell<T> cell;
+      for (int64_t b = 0; b < B; ++b)
+        cell.run(z.data() + b * G, c_prev.data() + b * H_, c.data() + b * H_, tc.data() + b * H_, y + b * H_, H_);
+      std::copy(c.begin(), c.end(), s.c.begin());
+      std::copy(y, y + B * H_, s.h.begin());
     });
   }
 
@@ -184,25 +216,24 @@ class LSTM : public ssm::Layer {
     // The input projection of every token at once.
     ssm::kernels::linear_forward(xp, p.data<T>(kWih), p.data<T>(kB), c.z.data(), rows, H_, G);
     ConstMat<T> Whh(p.data<T>(kWhh), G, H_);
-    for (int64_t t = 0; t < L; ++t) {
-      if (t > 0) {
-        // z_t += h_{t-1} W_hhᵀ for the B sequences (rows b*L + t, strided).
-        Strided<T> Zt(c.z.data() + t * G, B, G, Eigen::OuterStride<>(L * G));
-        ConstStrided<T> Hp(yp + (t - 1) * H_, B, H_, Eigen::OuterStride<>(L * H_));
-        Zt.noalias() += Hp * Whh.transpose();
-      }
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t r = b * L + t;
-        T* zr = c.z.data() + r * G;
-        const T* c_prev = t > 0 ? c.c.data() + (r - 1) * H_ : nullptr;
-        for (int64_t k = 0; k < H_; ++k) {
-          const T i = sigmoid(zr[k]), f = sigmoid(zr[H_ + k]), g = std::tanh(zr[2 * H_ + k]), o = sigmoid(zr[3 * H_ + k]);
-          zr[k] = i, zr[H_ + k] = f, zr[2 * H_ + k] = g, zr[3 * H_ + k] = o;
-          const T cv = (c_prev ? f * c_prev[k] : T(0)) + i * g;
-          const T tcv = std::tanh(cv);
-          c.c[r * H_ + k] = cv;
-          c.tc[r * H_ + k] = tcv;
-          yp[r * H_ + k] = o * tcv;
+    // Sequences are independent: fixed blocks of kRows sequences run the whole
+    // recurrence in parallel (the same bits for any thread count).
+    const int64_t blocks = (B + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static) if (blocks > 1 && rows * G * H_ >= (1 << 18))
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t b0 = blk * kRows, nb = std::min(kRows, B - b0);
+      Cell<T> cell;
+      for (int64_t t = 0; t < L; ++t) {
+        if (t > 0) {
+          // z_t += h_{t-1} W_hhᵀ for the block's sequences (rows b*L + t, strided).
+          Strided<T> Zt(c.z.data() + (b0 * L + t) * G, nb, G, Eigen::OuterStride<>(L * G));
+          ConstStrided<T> Hp(yp + (b0 * L + t - 1) * H_, nb, H_, Eigen::OuterStride<>(L * H_));
+          Zt.noalias() += Hp * Whh.transpose();
+        }
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+          const int64_t r = b * L + t;
+          cell.run(c.z.data() + r * G, t > 0 ? c.c.data() + (r - 1) * H_ : nullptr, c.c.data() + r * H_,
+                   c.tc.data() + r * H_, yp + r * H_, H_);
         }
       }
     }
@@ -227,27 +258,32 @@ class LSTM : public ssm::Layer {
     std::vector<T> dz(static_cast<size_t>(rows * G));
     std::vector<T> dh_next(static_cast<size_t>(B * H_), T(0)), dc_next(static_cast<size_t>(B * H_), T(0));
     ConstMat<T> Whh(p.data<T>(kWhh), G, H_);
-    for (int64_t t = L - 1; t >= 0; --t) {
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t r = b * L + t;
-        const T* zr = c->z.data() + r * G;
-        T* dzr = dz.data() + r * G;
-        for (int64_t k = 0; k < H_; ++k) {
-          const T i = zr[k], f = zr[H_ + k], g = zr[2 * H_ + k], o = zr[3 * H_ + k];
-          const T tcv = c->tc[r * H_ + k];
-          const T dh = g_out[r * H_ + k] + dh_next[b * H_ + k];
-          const T dc = dc_next[b * H_ + k] + dh * o * (T(1) - tcv * tcv);
-          const T c_prev = t > 0 ? c->c[(r - 1) * H_ + k] : T(0);
-          dzr[k] = dc * g * i * (T(1) - i);
-          dzr[H_ + k] = dc * c_prev * f * (T(1) - f);
-          dzr[2 * H_ + k] = dc * i * (T(1) - g * g);
-          dzr[3 * H_ + k] = dh * tcv * o * (T(1) - o);
-          dc_next[b * H_ + k] = dc * f;
+    const int64_t blocks = (B + kRows - 1) / kRows;
+#pragma omp parallel for schedule(static) if (blocks > 1 && rows * G * H_ >= (1 << 18))
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t b0 = blk * kRows, nb = std::min(kRows, B - b0);
+      for (int64_t t = L - 1; t >= 0; --t) {
+        for (int64_t b = b0; b < b0 + nb; ++b) {
+          const int64_t r = b * L + t;
+          const T* zr = c->z.data() + r * G;
+          T* dzr = dz.data() + r * G;
+          for (int64_t k = 0; k < H_; ++k) {
+            const T i = zr[k], f = zr[H_ + k], g = zr[2 * H_ + k], o = zr[3 * H_ + k];
+            const T tcv = c->tc[r * H_ + k];
+            const T dh = g_out[r * H_ + k] + dh_next[b * H_ + k];
+            const T dc = dc_next[b * H_ + k] + dh * o * (T(1) - tcv * tcv);
+            const T c_prev = t > 0 ? c->c[(r - 1) * H_ + k] : T(0);
+            dzr[k] = dc * g * i * (T(1) - i);
+            dzr[H_ + k] = dc * c_prev * f * (T(1) - f);
+            dzr[2 * H_ + k] = dc * i * (T(1) - g * g);
+            dzr[3 * H_ + k] = dh * tcv * o * (T(1) - o);
+            dc_next[b * H_ + k] = dc * f;
+          }
         }
-      }
-      if (t > 0) {
-        ConstStrided<T> dZt(dz.data() + t * G, B, G, Eigen::OuterStride<>(L * G));
-        Eigen::Map<RowMat<T>>(dh_next.data(), B, H_).noalias() = dZt * Whh;
+        if (t > 0) {
+          ConstStrided<T> dZt(dz.data() + (b0 * L + t) * G, nb, G, Eigen::OuterStride<>(L * G));
+          Eigen::Map<RowMat<T>>(dh_next.data() + b0 * H_, nb, H_).noalias() = dZt * Whh;
+        }
       }
     }
     // dW_hh += Σ_t dz_tᵀ h_{t-1}: h shifted by one token (zero at t = 0).

@@ -38,12 +38,14 @@
 #include <Eigen/LU>
 #include <fftw3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdint>
-#include <cstring>
 #include <map>
-#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 

@@ -63,7 +63,7 @@ template <typename T>
 using Buf = std::vector<T, NoInit<T>>;
 
 // Channels per work item: the state of a tile, kDTile * N values, stays in L1.
-constexpr int64_t kDTile = 32;
+constexpr int64_t kDTile = 64;
 
 // e^x with plain arithmetic, so that `omp simd` loops vectorise it and the
 // result has the same bits in every lane: x = n ln2 + r, |r| <= ln2/2 (ln2 in
