@@ -438,13 +438,13 @@ TEST_CASE("the command line wins, and bounds: threads, config files, --steps aga
   }
 }
 
-TEST_CASE("a resume on another thread count says so, on stderr and in the resume event", "[safety][resume]") {
+TEST_CASE("a resume on another thread count continues quietly and records it in the resume event", "[safety][resume]") {
   Dir dir;
   ok(dir, kTiny + " --steps 20 --stop-at 10 --log t.h5");
   ssm_test::Run r = run(dir, "--resume t.h5.ckpt --threads 2 --quiet");
   INFO("stderr: " << r.err);
   REQUIRE(r.status == 0);
-  CHECK_THAT(r.err, Contains("--threads 2") && Contains("not be bit-identical") && Contains("--threads 1"));
+  CHECK(r.err.empty());  // the losses are the same on any thread count: nothing to warn about
   RunLogReader log = RunLogReader::open(dir.at("t.h5"));
   REQUIRE(log.events().size() == 1);
   CHECK_THAT(log.events()[0].detail, Contains("--threads 2 instead of 1"));

@@ -310,7 +310,7 @@ TEST_CASE("s6 keeps O(B L D) for backward, never a (B, L, D, N) tensor", "[s6]")
   const double bld = double(B * L * D) * sizeof(double);
   INFO("kept: N=16 " << k16 / 1048576 << " MiB, N=64 " << k64 / 1048576 << " MiB; one (B, L, D) tensor "
                      << bld / 1048576 << " MiB, one (B, L, D, N=64) " << materialised64 / 1048576 << " MiB");
-  // u, delta, GELU(s), GELU'(s) (4 BLD) plus dt_low, B, C (BL(R + 2N)) plus
+  // u, dt_proj's output, GELU(s), GELU'(s) (4 BLD) plus dt_low, B, C (BL(R + 2N)) plus
   // the chunk-start states (B L D N / chunk).
   auto expected = [&](int64_t N) {
     const int64_t R = (D + 15) / 16;

@@ -329,8 +329,8 @@ void scan_backward(const Shape& s, const Inputs<T>& in, const Scheme<T>& sch, co
   const int64_t cmax = std::min(s.chunk, L);
   const bool fast = sch.fast();
   const std::vector<T> At = detail::transpose_A(in.A, D, N);
-  // dA, transposed (N, D), per batch element; reduced over b in order below.
-  std::vector<T> dAt_b(static_cast<size_t>(B * N * D), T(0));
+  // dA, transposed (N, D), and dD per batch element; reduced over b in order below.
+  std::vector<T> dAt_b(static_cast<size_t>(B * N * D), T(0)), dD_b(static_cast<size_t>(B * D), T(0));
   detail::parallel_for_scratch<detail::Scratch<T>>(B, threads, [&](int64_t b, detail::Scratch<T>& sc) {
     const int64_t tile_max = std::min(kDTile, D) * N;
     Buf<T>&a = sc.a, &hs = sc.hs, &gc = sc.gc, &z = sc.z, &beta = sc.beta, &da = sc.da, &dbeta = sc.dbeta;
@@ -436,20 +436,21 @@ void scan_backward(const Shape& s, const Inputs<T>& in, const Scheme<T>& sch, co
             dCt[q] += sC;
             dBt[q] += sB;
           }
+          T* dDb = dD_b.data() + b * D + d0;
           for (int64_t j = 0; j < dn; ++j) {
             g.du[i0 + j] = in.Dskip[d0 + j] * dyv[j] + dl[j] * wB[j];
             g.ddelta[i0 + j] = in.u[i0 + j] * wB[j] + dzA[j];
+            dDb[j] += dyv[j] * in.u[i0 + j];
           }
         }
       }
     }
   });
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t d = 0; d < D; ++d)
+    for (int64_t d = 0; d < D; ++d) {
       for (int64_t q = 0; q < N; ++q) g.dA[d * N + q] += dAt_b[(b * N + q) * D + d];
-  // dD = sum over (b, t) of dy u, one channel at a time in a fixed order.
-  for (int64_t row = 0; row < B * L; ++row)
-    for (int64_t d = 0; d < D; ++d) g.dD[d] += dy[row * D + d] * in.u[row * D + d];
+      g.dD[d] += dD_b[b * D + d];  // dD = sum over (b, t) of dy u
+    }
 }
 
 // The plain recurrence over the whole sequence, every state materialised:
