@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: build, then a real short training run (S4D + ZOH on selective
-# copying, about two minutes on two cores) that leaves an HDF5 run log, then its report.
+# copying, 600 steps, a few seconds after the build) that leaves an HDF5 run log, then its report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/build.sh
