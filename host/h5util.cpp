@@ -291,6 +291,17 @@ void write_int64s(hid_t loc, const std::string& name, const std::vector<int64_t>
     check_status(H5Dwrite(dataset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where, what);
 }
 
+void write_doubles(hid_t loc, const std::string& name, const std::vector<double>& values, const std::string& where) {
+  const std::string what = "cannot write dataset '" + name + "'";
+  hsize_t n = values.size();
+  Handle space = check_id(H5Screate_simple(1, &n, nullptr), H5Sclose, where, what);
+  Handle dataset = check_id(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                       H5P_DEFAULT),
+                            H5Dclose, where, what);
+  if (n > 0)
+    check_status(H5Dwrite(dataset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where, what);
+}
+
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
                    const std::string& where) {
   const std::string what = "cannot write dataset '" + name + "'";

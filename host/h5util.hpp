@@ -118,6 +118,7 @@ void append_to_column(hid_t dataset, hid_t mem_type, const void* values, size_t 
 std::vector<double> read_column(hid_t loc, const std::string& name, const std::string& where);
 // Fixed-size 1-D datasets written at once: int64 and UTF-8 strings.
 void write_int64s(hid_t loc, const std::string& name, const std::vector<int64_t>& values, const std::string& where);
+void write_doubles(hid_t loc, const std::string& name, const std::vector<double>& values, const std::string& where);
 void write_strings(hid_t loc, const std::string& name, const std::vector<std::string>& values,
                    const std::string& where);
 std::vector<std::string> read_strings(hid_t loc, const std::string& name, const std::string& where);

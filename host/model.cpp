@@ -332,4 +332,21 @@ void Model::backward(const Tensor& dlogits) {
                        t.in_channels, H);
 }
 
+std::vector<std::vector<double>> Model::conv_kernels(int64_t length, int64_t channels) const {
+  std::vector<std::vector<double>> out;
+  bool any = false;
+  const int64_t H = cfg_.d_model, C = std::min(channels, H);
+  for (const auto& b : blocks_) {
+    std::vector<double> k, first;
+    ssm_ctx ctx = make_ctx(host_, false, cfg_.threads, b->seed, 0);
+    if (b->layer->conv_kernel(&ctx, b->values.data(), length, H, k)) {
+      first.assign(k.begin(), k.begin() + C * length);  // channels are the rows
+      any = true;
+    }
+    out.push_back(std::move(first));
+  }
+  if (!any) out.clear();
+  return out;
+}
+
 }  // namespace ssmhost

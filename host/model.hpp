@@ -55,6 +55,10 @@ class Model {
   std::string layer_version() const;
   // Rows of targets the logits correspond to per example (1, M or L).
   int64_t targets_per_example() const;
+  // The convolution kernels of the blocks' layers (ssm/ext/layer_kernel.h):
+  // per block, the first `channels` channels x `length` lags, row-major; an
+  // empty vector for a block whose layer has no kernel. Empty when none has.
+  std::vector<std::vector<double>> conv_kernels(int64_t length, int64_t channels) const;
 
  private:
   struct Block;

@@ -16,6 +16,7 @@
 #include "chart.hpp"
 #include "commands.hpp"
 #include "options.hpp"
+#include "runlog.hpp"
 
 namespace po = boost::program_options;
 
@@ -38,7 +39,8 @@ po::options_description plot_options() {
       "label", po::value<std::string>(), "legend from these keys (comma-separated) instead of the differing options")(
       "title", po::value<std::string>(), "chart title")("log-x", "logarithmic x axis")("log-y", "logarithmic y axis")(
       "size", po::value<std::string>()->default_value("900x560"), "WIDTHxHEIGHT in pixels")(
-      "kernels", "the convolution kernels an LTI layer learnt (needs logs written with --log-kernels)")(
+      "kernels", "the convolution kernels an LTI layer learnt: one run log trained with --log-kernels")(
+      "step", po::value<int64_t>(), "--kernels: the evaluation step to draw (default: the last)")(
       "path", po::value<std::vector<std::string>>()->composing(), "run logs, bench files or directories");
   return d;
 }
@@ -173,10 +175,63 @@ std::string common_title(const std::vector<Row>& rows, const std::vector<std::st
   return title;
 }
 
-int plot_kernels() {
-  throw Error(
-      "plot --kernels: run logs do not store convolution kernels yet (training has no --log-kernels option in this "
-      "version of ssmhost); see docs/analysis.md");
+// --kernels: one line per (layer, channel) of one run's /kernels, at the
+// last recorded evaluation or at --step.
+void kernel_chart(const std::vector<std::string>& paths, const po::variables_map& vm, Chart& chart) {
+  if (paths.size() != 1) throw UsageError("plot --kernels takes one run log, got " + std::to_string(paths.size()));
+  RunLogReader r = RunLogReader::open(paths[0]);
+  const KernelHistory& k = r.kernels();
+  if (k.empty())
+    throw Error("plot --kernels: " + paths[0] + " has no /kernels: train with --log-kernels (a layer with a "
+                "convolution kernel, e.g. s4d) to record them");
+  size_t at = k.steps.size() - 1;
+  if (vm.count("step")) {
+    const int64_t want = vm["step"].as<int64_t>();
+    auto it = std::find(k.steps.begin(), k.steps.end(), want);
+    if (it == k.steps.end()) {
+      std::string have;
+      for (int64_t s : k.steps) have += (have.empty() ? "" : ", ") + std::to_string(s);
+      throw UsageError("--step " + std::to_string(want) + ": " + paths[0] + " has kernels at steps " + have);
+    }
+    at = static_cast<size_t>(it - k.steps.begin());
+  }
+  const size_t per_layer = static_cast<size_t>(k.channels * k.length);
+  const double* base = k.values.data() + at * static_cast<size_t>(k.layers) * per_layer;
+  for (int64_t l = 0; l < k.layers; ++l)
+    for (int64_t c = 0; c < k.channels; ++c) {
+      const double* v = base + l * per_layer + c * k.length;
+      if (!std::isfinite(v[0])) continue;  // a layer without a kernel
+      Series s;
+      s.label = "block " + std::to_string(l) + ", channel " + std::to_string(c);
+      for (int64_t t = 0; t < k.length; ++t) s.x.push_back(static_cast<double>(t)), s.y.push_back(v[t]);
+      chart.series.push_back(std::move(s));
+    }
+  const auto& cfg = r.config();
+  auto get = [&](const char* key) { return cfg.count(key) ? cfg.at(key) : std::string("?"); };
+  if (!vm.count("title"))
+    chart.title = "convolution kernels of " + get("layer") + " on " + get("task") + " at step " + std::to_string(k.steps[at]);
+  else
+    chart.title = vm["title"].as<std::string>();
+  chart.x_label = "lag (tokens)";
+  chart.y_label = "kernel K[lag] (impulse response, without D)";
+}
+
+
+// Writes the chart as SVG or PNG; exit status 1 when some input had a problem.
+int write_chart(const Chart& chart, const std::string& out, bool png, const std::vector<LoadProblem>& problems) {
+  for (const LoadProblem& p : problems) std::fprintf(stderr, "ssmhost: plot: %s\n", p.message.c_str());
+  if (chart.series.empty()) throw Error("plot: nothing to draw" + std::string(problems.empty() ? "" : " (see above)"));
+  if (png) {
+    render_png_gnuplot(chart, out);
+  } else {
+    std::ofstream f(out);
+    if (!f) throw Error("--out " + out + ": cannot write the file");
+    f << render_svg(chart);
+    f.close();
+    if (!f) throw Error("--out " + out + ": writing failed");
+  }
+  std::fprintf(stderr, "plot: %zu line%s -> %s\n", chart.series.size(), chart.series.size() == 1 ? "" : "s", out.c_str());
+  return problems.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -201,7 +256,6 @@ int run_plot(const std::vector<std::string>& args) {
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(plot_options()).positional(pos).run(), vm);
   po::notify(vm);
-  if (vm.count("kernels")) return plot_kernels();
   std::vector<std::string> paths = vm.count("path") ? vm["path"].as<std::vector<std::string>>() : std::vector<std::string>{};
   if (paths.empty()) throw UsageError("plot needs run logs or directories, e.g. `ssmhost plot runs/ --out loss.svg`");
   if (!vm.count("out")) throw UsageError("plot needs --out FILE.svg or --out FILE.png");
@@ -221,6 +275,10 @@ int run_plot(const std::vector<std::string>& args) {
       throw UsageError("--size must be WIDTHxHEIGHT in pixels (at least 200x150), got '" + size + "'");
     chart.width = static_cast<int>(*w);
     chart.height = static_cast<int>(*h);
+  }
+  if (vm.count("kernels")) {
+    kernel_chart(paths, vm, chart);
+    return write_chart(chart, out, png, {});
   }
   const int64_t n_smooth = vm["smooth"].as<int64_t>();
   if (n_smooth < 1) throw UsageError("--smooth must be >= 1");
@@ -347,19 +405,7 @@ int run_plot(const std::vector<std::string>& args) {
     const std::string m = metric == "accuracy" || metric == "bpc" || metric == "mse" ? "best" : metric;
     chart.y_label = axis_label(m, "eval", metric_name);
   }
-  for (const LoadProblem& p : problems) std::fprintf(stderr, "ssmhost: plot: %s\n", p.message.c_str());
-  if (chart.series.empty()) throw Error("plot: nothing to draw" + std::string(problems.empty() ? "" : " (see above)"));
-  if (png) {
-    render_png_gnuplot(chart, out);
-  } else {
-    std::ofstream f(out);
-    if (!f) throw Error("--out " + out + ": cannot write the file");
-    f << render_svg(chart);
-    f.close();
-    if (!f) throw Error("--out " + out + ": writing failed");
-  }
-  std::fprintf(stderr, "plot: %zu line%s -> %s\n", chart.series.size(), chart.series.size() == 1 ? "" : "s", out.c_str());
-  return problems.empty() ? 0 : 1;
+  return write_chart(chart, out, png, problems);
 }
 
 }  // namespace ssmhost

@@ -2,6 +2,8 @@
 // table, its status turned into an ssmhost::Error naming the plugin.
 #include <algorithm>
 
+#include <ssm/ext/layer_kernel.h>
+
 #include "host_services.hpp"
 #include "registry.hpp"
 
@@ -69,6 +71,23 @@ bool LayerObject::supports(DLDevice device, DLDataType dtype) const {
   const bool f64 = dtype.code == kDLFloat && dtype.bits == 64 && dtype.lanes == 1;
   if (device.device_type == kDLCPU) return f32 || f64;
   return device.device_type == kDLCUDA && f().forward_cuda && f32;
+}
+
+bool LayerObject::conv_kernel(const ssm_ctx* ctx, DLTensor* const* params, int64_t length, int64_t H,
+                              std::vector<double>& out) const {
+  if (!f().get_extension) return false;
+  auto* ext = static_cast<const ssm_layer_kernel*>(f().get_extension(instance_, SSM_EXT_LAYER_KERNEL));
+  if (!ext || !SSM_HAS_FIELD(ext, ssm_layer_kernel, kernel) || !ext->kernel) return false;
+  out.assign(static_cast<size_t>(H * length), 0.0);
+  std::vector<int64_t> shape = {H, length};
+  DLTensor t{};
+  t.data = out.data();
+  t.device = {kDLCPU, 0};
+  t.ndim = 2;
+  t.dtype = {kDLFloat, 64, 1};
+  t.shape = shape.data();
+  check_status(ext->kernel(instance_, ctx, params, length, &t), "layer '" + info_->id + "' kernel");
+  return true;
 }
 
 bool DiscObject::supports(DLDevice device, DLDataType dtype) const {

@@ -126,6 +126,10 @@ class LayerObject : public PluginObject {
   bool has_cuda() const { return f().forward_cuda != nullptr; }
   // ABI 1.1 supports(); absent: CPU float32/float64, CUDA float32 with forward_cuda.
   bool supports(DLDevice device, DLDataType dtype) const;
+  // The layer's convolution kernel (H, length) in float64 through the
+  // ssm/ext/layer_kernel.h extension; false (out untouched) when it has none.
+  bool conv_kernel(const ssm_ctx* ctx, DLTensor* const* params, int64_t length, int64_t H,
+                   std::vector<double>& out) const;
 };
 
 class DiscObject : public PluginObject {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -141,6 +142,7 @@ struct RunLog::Impl {
 
   std::map<std::string, double> summary_numbers;
   std::map<std::string, std::string> summary_text;
+  KernelHistory kernels;
 
   void build(const RunLogSetup& setup);
   void write_pending();
@@ -331,6 +333,14 @@ void RunLog::Impl::write_closing_attrs() {
     for (const auto& [name, value] : summary_numbers) h5::set_attr_double(summary.get(), name, value, where);
     for (const auto& [name, value] : summary_text) h5::set_attr_string(summary.get(), name, value, where);
   }
+  if (!kernels.empty()) {
+    h5::Handle g = h5::create_group(reopened.get(), "kernels", where);
+    h5::set_attr_int64(g.get(), "layers", kernels.layers, where);
+    h5::set_attr_int64(g.get(), "channels", kernels.channels, where);
+    h5::set_attr_int64(g.get(), "length", kernels.length, where);
+    h5::write_int64s(g.get(), "step", kernels.steps, where);
+    h5::write_doubles(g.get(), "values", kernels.values, where);
+  }
   h5::set_attr_string(reopened.get(), "end_time", utc_timestamp(), where);
   h5::check_status(reopened.close(), where, "cannot close the file after writing the summary");
 }
@@ -466,6 +476,21 @@ void RunLog::write_summary(const std::map<std::string, double>& numbers,
     impl_->summary_numbers.erase(name);
     impl_->summary_text[name] = value;
   }
+}
+
+void KernelHistory::append(int64_t step, const std::vector<std::vector<double>>& per_layer) {
+  steps.push_back(step);
+  for (const auto& k : per_layer) {
+    if (k.empty())
+      values.insert(values.end(), static_cast<size_t>(channels * length), std::nan(""));
+    else
+      values.insert(values.end(), k.begin(), k.end());
+  }
+}
+
+void RunLog::write_kernels(const KernelHistory& kernels) {
+  if (!is_open()) throw Error(where_of(path()) + ": write_kernels after close");
+  impl_->kernels = kernels;
 }
 
 void RunLog::close() {
@@ -653,6 +678,19 @@ RunLogReader RunLogReader::open(const std::string& path) {
       else
         reader.summary_text_[name] = attr_as_text(summary.get(), name, where);
     }
+  }
+
+  if (h5::has_link(root, "kernels")) {
+    h5::Handle g = h5::open_group(root, "kernels", where);
+    KernelHistory& k = reader.kernels_;
+    k.layers = h5::get_attr_int64(g.get(), "layers", where);
+    k.channels = h5::get_attr_int64(g.get(), "channels", where);
+    k.length = h5::get_attr_int64(g.get(), "length", where);
+    for (double s : h5::read_column(g.get(), "step", where)) k.steps.push_back(static_cast<int64_t>(s));
+    k.values = h5::read_column(g.get(), "values", where);
+    if (k.layers < 1 || k.channels < 1 || k.length < 1 ||
+        k.values.size() != k.steps.size() * static_cast<size_t>(k.layers * k.channels * k.length))
+      throw Error(where + ": /kernels does not have steps x layers x channels x length values");
   }
   return reader;
 }

@@ -65,6 +65,19 @@ struct PluginRecord {
   std::string id, kind, version, abi, path, sha256;
 };
 
+// Convolution kernels of the model's layers recorded at evaluations
+// (--log-kernels; ssm/ext/layer_kernel.h), written to /kernels when the log
+// is closed (SWMR writing cannot create objects mid-run).
+struct KernelHistory {
+  int64_t layers = 0, channels = 0, length = 0;
+  std::vector<int64_t> steps;
+  // (steps, layers, channels, length) row-major; NaN for a layer without a kernel.
+  std::vector<double> values;
+  bool empty() const { return steps.empty(); }
+  // Appends one evaluation's kernels (Model::conv_kernels' layout).
+  void append(int64_t step, const std::vector<std::vector<double>>& per_layer);
+};
+
 // Everything that must exist in the file before SWMR writing starts.
 struct RunLogSetup {
   // Root attributes, written as strings: ssmhost_version, git_commit,
@@ -105,6 +118,9 @@ class RunLog {
   void append_eval(const EvalRow& row);
   // Writes the buffered rows and flushes the file, for live readers too.
   void flush();
+
+  // Remembered and written to /kernels by close(); a second call replaces it.
+  void write_kernels(const KernelHistory& kernels);
 
   // Remembered and written by close(); a second call adds or replaces keys.
   void write_summary(const std::map<std::string, double>& numbers,
@@ -168,8 +184,11 @@ class RunLogReader {
 
   const std::map<std::string, double>& summary_numbers() const { return summary_numbers_; }
   const std::map<std::string, std::string>& summary_text() const { return summary_text_; }
+  // /kernels (runs trained with --log-kernels); empty otherwise.
+  const KernelHistory& kernels() const { return kernels_; }
 
  private:
+  KernelHistory kernels_;
   std::string path_;
   int64_t schema_version_ = 0;
   std::map<std::string, std::string> root_attrs_;

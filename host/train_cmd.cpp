@@ -68,6 +68,9 @@ const std::vector<HostOption>& host_options() {
       {"norm", "layer", "normalisation in blocks: layer (LayerNorm) or rms (RMSNorm)"},
       {"prenorm", "false", "pre-norm residual blocks (default post-norm, as the S4 example)"},
       {"quiet", "false", "no progress lines"},
+      {"log_kernels", "false",
+       "at every evaluation, record the layers' convolution kernels (first 8 channels, up to 1024 lags) in the log's "
+       "/kernels, for `ssmhost plot --kernels`"},
   };
   return all;
 }
@@ -116,7 +119,7 @@ KV parse_command_line(const std::vector<std::string>& args, std::vector<std::str
       key = key.substr(0, eq);
     }
     key = underscores(key);
-    const bool is_flag = key == "quiet" || key == "prenorm" || key == "overwrite";
+    const bool is_flag = key == "quiet" || key == "prenorm" || key == "overwrite" || key == "log_kernels";
     if (!has_value) {
       if (is_flag) {
         value = "true";
@@ -406,6 +409,7 @@ int run_train(const std::vector<std::string>& args) {
   if (o.norm != "layer" && o.norm != "rms") throw UsageError("--norm must be layer or rms, got '" + o.norm + "'");
   o.prenorm = as_bool(resolved, "prenorm");
   o.quiet = as_bool(resolved, "quiet");
+  o.log_kernels = as_bool(resolved, "log_kernels");
   o.overwrite = as_bool(resolved, "overwrite");
   o.log_path = resolved.count("log") ? resolved["log"] : "";
   o.resume = resume;

@@ -312,6 +312,7 @@ class Trainer {
  private:
   bool train_step();
   void evaluate(int64_t step_done);
+  void record_kernels(int64_t step_done);
   void print_progress(int64_t done, double lr, bool eval_now);
   void write_checkpoint(int64_t step_done);
   void continue_log(RunLogSetup& setup, const std::string& command_line);
@@ -328,6 +329,8 @@ class Trainer {
   std::optional<Model> model_;
   std::optional<AdamW> adam_;
   std::optional<LengthEvals> length_evals_;  // --eval-seq-len
+  KernelHistory kernels_;  // --log-kernels
+  bool warned_no_kernels_ = false;
 
   // early stopping and the data position (a checkpoint restores them)
   bool better_high_ = false;
@@ -518,6 +521,15 @@ void Trainer::continue_log(RunLogSetup& setup, const std::string& command_line) 
   setup.metric_name = old->metric_name();
   setup.eval_extra_metrics = old->eval_extra_metrics();
   setup.events = old->events();
+  // Kernels recorded up to the checkpoint (a log closed before the resume has them).
+  const KernelHistory& k = old->kernels();
+  kernels_ = KernelHistory{k.layers, k.channels, k.length, {}, {}};
+  const size_t per_step = static_cast<size_t>(k.layers * k.channels * k.length);
+  for (size_t i = 0; i < k.steps.size(); ++i)
+    if (k.steps[i] <= start_step_) {
+      kernels_.steps.push_back(k.steps[i]);
+      kernels_.values.insert(kernels_.values.end(), k.values.begin() + i * per_step, k.values.begin() + (i + 1) * per_step);
+    }
 
   int64_t last_step = 0;
   size_t dropped = 0;
@@ -687,6 +699,21 @@ bool Trainer::train_step() {
 
 // The evaluation set (on its fixed seed) after step_done steps: a row in
 // /eval, and early stopping's best and patience.
+// --log-kernels: the layers' convolution kernels at this evaluation.
+void Trainer::record_kernels(int64_t step_done) {
+  const int64_t channels = std::min<int64_t>(8, opt_.d_model), length = std::min<int64_t>(info_.seq_len, 1024);
+  std::vector<std::vector<double>> k = model_->conv_kernels(length, channels);
+  if (k.empty()) {
+    if (kernels_.steps.empty() && !warned_no_kernels_)
+      std::fprintf(stderr, "ssmhost: warning: --log-kernels: layer '%s' has no convolution kernel to record\n",
+                   opt_.layer.c_str());
+    warned_no_kernels_ = true;
+    return;
+  }
+  if (kernels_.steps.empty()) kernels_.layers = static_cast<int64_t>(k.size()), kernels_.channels = channels, kernels_.length = length;
+  kernels_.append(step_done, k);
+}
+
 void Trainer::evaluate(int64_t step_done) {
   const int64_t B = B_, T = T_;
   const int64_t n_batches = (info_.n_eval + B - 1) / B;
@@ -716,6 +743,7 @@ void Trainer::evaluate(int64_t step_done) {
   row.metric = metric;
   length_evals_->evaluate(*model_, B, opt_.eval_seed, row);
   log_->append_eval(row);
+  if (opt_.log_kernels) record_kernels(step_done);
   last_eval_loss_ = loss;
   last_eval_metric_ = metric;
   bool gain = better_high_ ? metric > best_ : metric < best_;
@@ -801,6 +829,7 @@ void Trainer::write_summary() {
   }
   if (status_ == "interrupted") text["stopped_by"] = stopped_by_;
   add_task_summary(*task_, numbers);
+  if (!kernels_.empty()) log_->write_kernels(kernels_);
   log_->write_summary(numbers, text);
 }
 

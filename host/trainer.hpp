@@ -18,7 +18,7 @@ struct RunOptions {
   int64_t warmup = 0, eval_every = 0, patience = 0, checkpoint_every = 0, stop_at = 0;
   uint64_t seed = 0, eval_seed = 0;
   int threads = 1;
-  bool prenorm = false, quiet = false;
+  bool prenorm = false, quiet = false, log_kernels = false;
   bool overwrite = false;  // --overwrite: an existing log (and its checkpoint) may be replaced
   std::string norm, schedule, log_path, resume;
   KV all;

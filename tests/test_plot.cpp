@@ -4,11 +4,14 @@
 // The charts are checked by tests/python/check_chart.py where python3 is
 // there, and by plain text checks always.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "chart.hpp"
+#include "runlog.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -163,6 +166,47 @@ TEST_CASE("plot: without gnuplot a PNG is a clear error; a run without the metri
   r = run_ssmhost(R.tmp.path, "plot --kernels runs/zoh-8.h5 --out k.svg");
   CHECK(r.status == 1);
   CHECK_THAT(r.err, Contains("--log-kernels"));
+}
+
+TEST_CASE("--log-kernels records the layers' kernels; plot --kernels draws one line per block and channel", "[plot]") {
+  ssm_test::TempDir tmp("ssm_test_kernels");
+  // 2 blocks, d_model 16 (8 channels recorded), seq_len 12 (12 lags), evaluations at 10, 20, 30.
+  ssm_test::Run r = run_ssmhost(tmp.path, "--layer s4dz --task copy --copy-len 8 --n-tokens 2 --vocab 5 --eval-size 32"
+                                          " --d-model 16 --n-layers 2 --d-state 8 --batch-size 8 --quiet --threads 1"
+                                          " --steps 30 --eval-every 10 --log-kernels --log k.h5");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  ssmhost::RunLogReader log = ssmhost::RunLogReader::open((tmp.path / "k.h5").string());
+  const ssmhost::KernelHistory& k = log.kernels();
+  CHECK(k.steps == std::vector<int64_t>{10, 20, 30});
+  CHECK(k.layers == 2);
+  CHECK(k.channels == 8);
+  REQUIRE(k.length >= 1);
+  REQUIRE(k.values.size() == 3u * 2 * 8 * static_cast<size_t>(k.length));
+  for (double v : k.values) CHECK(std::isfinite(v));
+  // The kernels train: step 10's differ from step 30's.
+  const size_t per_step = k.values.size() / 3;
+  CHECK(!std::equal(k.values.begin(), k.values.begin() + per_step, k.values.begin() + 2 * per_step));
+
+  r = run_ssmhost(tmp.path, "plot --kernels k.h5 --out k.svg");
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const std::string svg = read(tmp.path / "k.svg");
+  CHECK(count(svg, "<path ") == 16);
+  CHECK_THAT(svg, Contains("lag (tokens)") && Contains("block 1, channel 7") && Contains("at step 30"));
+  r = run_ssmhost(tmp.path, "plot --kernels k.h5 --step 20 --out k20.svg");
+  CHECK(r.status == 0);
+  CHECK_THAT(read(tmp.path / "k20.svg"), Contains("at step 20"));
+  r = run_ssmhost(tmp.path, "plot --kernels k.h5 --step 25 --out k25.svg");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("steps 10, 20, 30"));
+  // A layer without a kernel: a warning, and no /kernels.
+  r = run_ssmhost(tmp.path, "--layer lstm --task copy --copy-len 8 --n-tokens 2 --vocab 5 --eval-size 32 --d-model 8"
+                            " --n-layers 1 --batch-size 8 --quiet --threads 1 --steps 10 --eval-every 10 --log-kernels"
+                            " --log l.h5");
+  CHECK(r.status == 0);
+  CHECK_THAT(r.err, Contains("'lstm' has no convolution kernel"));
+  CHECK(ssmhost::RunLogReader::open((tmp.path / "l.h5").string()).kernels().empty());
 }
 
 TEST_CASE("chart: nice ticks", "[plot]") {

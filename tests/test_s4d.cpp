@@ -197,6 +197,11 @@ TEST_CASE("s4d kernel equals the impulse response of the recurrence", "[s4d]") {
       }
     INFO(disc);
     CHECK(max_rel_diff(K, K_rec) < 1e-11);
+    // The same kernel through the layer's ssm.layer.kernel/1 extension (--log-kernels).
+    std::vector<double> K_ext;
+    ssm_ctx kctx = ssmhost::make_ctx(false, 1, 0, 0);
+    REQUIRE(hs.layer->conv_kernel(&kctx, hs.value_ptrs.data(), L, H, K_ext));
+    CHECK(max_rel_diff(K_ext, K_rec) < 1e-11);
   }
 }
 

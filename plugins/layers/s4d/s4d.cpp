@@ -162,6 +162,22 @@ std::pair<int64_t, int64_t> S4D::sequence_shape(const DLTensor& t, const char* w
 
 // ------------------------------------------------- the convolution mode (CPU)
 
+void S4D::conv_kernel(ssm::Context& ctx, ssm::Params p, int64_t length, DLTensor& out) {
+  if (length < 1) ssm::fail("s4d: kernel length must be >= 1, got " + std::to_string(length));
+  ssm::check_shape(out, {H_, length}, "kernel");
+  double* K = ssm::data<double>(out, "kernel");
+  ssm::dispatch_real(p[0], "s4d: parameters", [&](auto tag) {
+    using T = decltype(tag);
+    Modes m;
+    Powers pw;
+    discretize<T>(ctx, p, m, /*derivatives=*/false);
+    pw.build(m, length);
+    std::vector<T> k(static_cast<size_t>(H_ * length));
+    kernel_forward(m, pw, k.data());
+    std::copy(k.begin(), k.end(), K);
+  });
+}
+
 template <typename T>
 Cache<T>& S4D::training_cache() {
   if (!std::holds_alternative<Cache<T>>(cache_)) cache_.template emplace<Cache<T>>();

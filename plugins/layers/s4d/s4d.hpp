@@ -75,6 +75,9 @@ class S4D : public ssm::Layer {
   void backward(ssm::Context& ctx, ssm::Params p, const DLTensor& dy, DLTensor& dx, ssm::Params dp) override;
   std::unique_ptr<ssm::LayerState> state_create(ssm::Context& ctx, ssm::Params p, int64_t batch) override;
   void step(ssm::Context& ctx, ssm::Params p, ssm::LayerState& state, const DLTensor& x, DLTensor& y) override;
+  // The SSM convolution kernel K (H, length), without D: `--log-kernels`.
+  static constexpr bool has_conv_kernel = true;
+  void conv_kernel(ssm::Context& ctx, ssm::Params p, int64_t length, DLTensor& out) override;
   // CUDA (s4d.cu, later): has_cuda and the *_cuda overrides go here.
 
  private:

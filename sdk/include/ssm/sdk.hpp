@@ -22,6 +22,7 @@
 #define SSM_SDK_HPP
 
 #include <ssm/abi.h>
+#include <ssm/ext/layer_kernel.h>
 
 #include <algorithm>
 #include <complex>
@@ -409,6 +410,12 @@ class Layer {
   }
   // Named extras (ABI get_extension); nullptr when none.
   virtual const void* extension(const char* /*id*/) { return nullptr; }
+  // An LTI layer's convolution kernel (ssm/ext/layer_kernel.h): out is
+  // (H, length) float64. Declare `static constexpr bool has_conv_kernel = true;`
+  // in the class so the SDK offers the extension.
+  virtual void conv_kernel(Context&, Params, int64_t /*length*/, DLTensor& /*out*/) {
+    fail("this layer has no convolution kernel", SSM_ERR_UNSUPPORTED);
+  }
 
  protected:
   static bool is_real_float(DLDataType t) {
@@ -720,6 +727,11 @@ template <class C>
 struct cuda_flag<C, std::void_t<decltype(C::has_cuda)>> : std::bool_constant<C::has_cuda> {};
 
 template <class C, class = void>
+struct kernel_flag : std::false_type {};
+template <class C>
+struct kernel_flag<C, std::void_t<decltype(C::has_conv_kernel)>> : std::bool_constant<C::has_conv_kernel> {};
+
+template <class C, class = void>
 struct aliases_of {
   static std::vector<std::string> get() { return {}; }
 };
@@ -806,7 +818,15 @@ struct LayerAdapter {
     });
   }
   static void state_destroy(void*, void* state) { delete static_cast<LayerState*>(state); }
+  static ssm_status* conv_kernel(void* self, const ssm_ctx* ctx, DLTensor* const* p, int64_t length, DLTensor* out) {
+    return guard([&] {
+      Context c(ctx);
+      box(self).obj->conv_kernel(c, params(self, p), length, *out);
+    });
+  }
   static const void* get_extension(void* self, const char* id) noexcept {
+    static const ssm_layer_kernel kernel_ext{sizeof(ssm_layer_kernel), conv_kernel};
+    if (kernel_flag<C>::value && id && std::strcmp(id, SSM_EXT_LAYER_KERNEL) == 0) return &kernel_ext;
     try {
       return box(self).obj->extension(id);
     } catch (...) {
