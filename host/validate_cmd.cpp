@@ -24,6 +24,7 @@
 #include <tuple>
 
 #include "commands.hpp"
+#include "options.hpp"
 #include "registry.hpp"
 #include "task_names.hpp"
 
@@ -212,10 +213,8 @@ KV parse_sets(const po::variables_map& vm) {
   KV config;
   if (!vm.count("set")) return config;
   for (const std::string& s : vm["set"].as<std::vector<std::string>>()) {
-    size_t eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw UsageError("--set needs KEY=VALUE, got '" + s + "' (e.g. --set d_model=16)");
-    config[s.substr(0, eq)] = s.substr(eq + 1);
+    auto [key, value] = parse_key_value(s, "set");  // the parser `train` uses
+    config[key] = value;
   }
   return config;
 }
