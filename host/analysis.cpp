@@ -158,6 +158,14 @@ Row row_of_run(std::shared_ptr<const RunLogReader> log, const std::string& name)
   auto& c = row.cells;
   c["run"] = Cell::str(name);
   for (const char* key : {"layer", "inner", "disc", "task"}) c[key] = Cell::str(option(row.config, key));
+  // The schemes that took part (an h3 or mamba run's inner layer may use
+  // another than the run-wide --disc key says), where the log records them.
+  if (!r.plugin_records().empty()) {
+    std::string discs;
+    for (const PluginRecord& p : r.plugin_records())
+      if (p.kind == "disc") discs += (discs.empty() ? "" : "+") + p.id;
+    c["disc"] = Cell::str(discs);
+  }
 
   const size_t n_train = r.rows("train"), n_eval = r.rows("eval");
   auto col = [&](const char* group, const char* name) -> const std::vector<double>* {

@@ -166,6 +166,10 @@ class Run:
         r = {"run": name or self.path, "path": self.path, "_kind": "run"}
         for k in ("layer", "inner", "disc", "task"):
             r[k] = c.get(k)
+        # The schemes that took part, where the log records its plugins (as `report` does).
+        records = {k: v for k, v in self.plugins.items() if isinstance(v, dict)}
+        if records:
+            r["disc"] = "+".join(k for k, v in records.items() if v.get("kind") == "disc") or None
         seq = c.get("seq_len")
         if seq not in (None, ""):
             r["seq_len"] = int(seq)
