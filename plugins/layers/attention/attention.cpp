@@ -161,18 +161,9 @@ class Attention : public ssm::Layer {
 
   template <typename T>
   void check_params(ssm::Params p) const {
-    if (p.size() != kParamCount) ssm::fail("attention: expected " + std::to_string(kParamCount) + " parameter tensors");
-    const std::vector<ssm::ParamSpec> specs = const_cast<Attention*>(this)->params();
-    for (size_t i = 0; i < kParamCount; ++i) {
-      const DLTensor& t = p[i];
-      bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
-      for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
-      if (!ok)
-        ssm::fail("attention: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) +
-                  " for d_model=" + std::to_string(H_));
-      ssm::data<T>(t, specs[i].name.c_str());
-    }
+    ssm::check_params<T>(p, const_cast<Attention*>(this)->params(), kParamCount, "attention", "for d_model=" + std::to_string(H_));
   }
+
 
   // cos and sin of t θ_j for t < L, j < dh/2: (L, dh/2) each.
   void rope_table(int64_t t0, int64_t L, std::vector<double>& cs, std::vector<double>& sn) const {

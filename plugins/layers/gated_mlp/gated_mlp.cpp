@@ -138,18 +138,9 @@ class GatedMLP : public ssm::Layer {
 
   template <typename T>
   void check_params(ssm::Params p) const {
-    if (p.size() != kParamCount) ssm::fail("gated_mlp: expected " + std::to_string(kParamCount) + " parameter tensors");
-    const std::vector<ssm::ParamSpec> specs = const_cast<GatedMLP*>(this)->params();
-    for (size_t i = 0; i < kParamCount; ++i) {
-      const DLTensor& t = p[i];
-      bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
-      for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
-      if (!ok)
-        ssm::fail("gated_mlp: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) +
-                  " for d_model=" + std::to_string(H_) + ", hidden width " + std::to_string(F_));
-      ssm::data<T>(t, specs[i].name.c_str());
-    }
+    ssm::check_params<T>(p, const_cast<GatedMLP*>(this)->params(), kParamCount, "gated_mlp", "for d_model=" + std::to_string(H_) + ", hidden width " + std::to_string(F_));
   }
+
 
   // rows tokens of x (rows, H) -> y (rows, H); c receives the activations.
   template <typename T>

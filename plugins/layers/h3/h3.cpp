@@ -183,19 +183,12 @@ class H3 : public ssm::Layer {
   // Checks this layer's own tensors (the inner layer checks its share).
   template <typename T>
   void check_params(ssm::Params p) const {
-    if (p.size() != kOwnCount + inner_.param_count())
-      ssm::fail("h3: expected " + std::to_string(kOwnCount + inner_.param_count()) + " parameter tensors");
+    static const char* names[kOwnCount] = {"W_qkv", "b_qkv", "shift_B", "shift_C", "D_k", "W_out", "b_out"};
     const std::vector<int64_t> shapes[kOwnCount] = {{3 * H_, H_}, {3 * H_}, {H_, N_}, {H_, N_}, {H_}, {H_, H_}, {H_}};
-    const char* names[kOwnCount] = {"W_qkv", "b_qkv", "shift_B", "shift_C", "D_k", "W_out", "b_out"};
-    for (size_t i = 0; i < kOwnCount; ++i) {
-      const DLTensor& t = p[i];
-      bool ok = t.ndim == static_cast<int32_t>(shapes[i].size());
-      for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == shapes[i][k];
-      if (!ok)
-        ssm::fail(std::string("h3: parameter '") + names[i] + "' has shape " + ssm::shape_str(t) +
-                  " for d_model=" + std::to_string(H_) + ", d_state=" + std::to_string(N_));
-      ssm::data<T>(t, names[i]);
-    }
+    std::vector<ssm::ParamSpec> own;
+    for (size_t i = 0; i < kOwnCount; ++i) own.push_back({names[i], shapes[i]});
+    ssm::check_params<T>(p, own, kOwnCount + inner_.param_count(), "h3",
+                         "for d_model=" + std::to_string(H_) + ", d_state=" + std::to_string(N_));
   }
 
   // The shift kernel (H, L) with D_k on lag 0: K[h,l] = Σ_m B[h,m] C[h,m+l], l < min(N, L).

@@ -184,18 +184,9 @@ class LSTM : public ssm::Layer {
 
   template <typename T>
   void check_params(ssm::Params p) const {
-    if (p.size() != kParamCount) ssm::fail("lstm: expected " + std::to_string(kParamCount) + " parameter tensors");
-    const std::vector<ssm::ParamSpec> specs = const_cast<LSTM*>(this)->params();
-    for (size_t i = 0; i < kParamCount; ++i) {
-      const DLTensor& t = p[i];
-      bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
-      for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
-      if (!ok)
-        ssm::fail("lstm: parameter '" + specs[i].name + "' has shape " + ssm::shape_str(t) +
-                  " for d_model=" + std::to_string(H_));
-      ssm::data<T>(t, specs[i].name.c_str());
-    }
+    ssm::check_params<T>(p, const_cast<LSTM*>(this)->params(), kParamCount, "lstm", "for d_model=" + std::to_string(H_));
   }
+
 
   template <typename T>
   void forward_as(ssm::Context& ctx, ssm::Params p, const DLTensor& x, DLTensor& y) {

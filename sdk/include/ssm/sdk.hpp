@@ -371,6 +371,23 @@ struct ParamSpec {
   double weight_decay = -1;   // >= 0: own weight decay
 };
 
+// Checks a layer's parameter tensors: `count` of them, the first
+// specs.size() shaped as `specs` and of dtype T (a composite layer checks its
+// own, its inner layer the rest). Errors read "<who>: parameter 'W' has shape
+// (..) <context>", e.g. context "for d_model=64".
+template <class T>
+void check_params(Params p, const std::vector<ParamSpec>& specs, size_t count, const std::string& who,
+                  const std::string& context) {
+  if (p.size() != count) fail(who + ": expected " + std::to_string(count) + " parameter tensors");
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const DLTensor& t = p[i];
+    bool ok = t.ndim == static_cast<int32_t>(specs[i].shape.size());
+    for (int k = 0; ok && k < t.ndim; ++k) ok = t.shape[k] == specs[i].shape[k];
+    if (!ok) fail(who + ": parameter '" + specs[i].name + "' has shape " + shape_str(t) + " " + context);
+    data<T>(t, specs[i].name.c_str());
+  }
+}
+
 // --------------------------------------------------------- plugin classes
 
 // Recurrent state of a layer; subclass it and return it from state_create.
