@@ -46,11 +46,17 @@ struct Harness {
       value_ptrs.push_back(value_views[i].get());
       grad_ptrs.push_back(grad_views[i].get());
     }
-    ssm_ctx ctx = ssmhost::make_ctx(false, 1, seed, 0);
+    ssm_ctx ctx = plugin_registry().make_ctx(false, 1, seed, 0);
     layer->param_init(&ctx, value_ptrs.data());
   }
 
   std::vector<T>& param(const std::string& name) { return values[index(name)]; }
+  const ssmhost::ParamInfo& spec(const std::string& name) const { return info[index(name)]; }
+  bool has(const std::string& name) const {
+    for (const auto& p : info)
+      if (p.name == name) return true;
+    return false;
+  }
   size_t index(const std::string& name) const {
     for (size_t i = 0; i < info.size(); ++i)
       if (info[i].name == name) return i;
@@ -58,27 +64,27 @@ struct Harness {
     return 0;
   }
 
-  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training) {
+  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training, int threads = 1) {
     std::vector<T> y(x.size());
     ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(training, 1, 7, 0);
+    ssm_ctx ctx = plugin_registry().make_ctx(training, threads, 7, 0);
     layer->forward(&ctx, value_ptrs.data(), vx.get(), vy.get());
     return y;
   }
 
   // Zeroes the gradients, then runs backward of the last training forward.
-  std::vector<T> backward(std::vector<T>& dy, int64_t B, int64_t L) {
+  std::vector<T> backward(std::vector<T>& dy, int64_t B, int64_t L, int threads = 1) {
     for (auto& g : grads) std::fill(g.begin(), g.end(), T(0));
     std::vector<T> dx(dy.size());
     ssm::View vdy(dy.data(), {B, L, H}), vdx(dx.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(true, 1, 7, 0);
+    ssm_ctx ctx = plugin_registry().make_ctx(true, threads, 7, 0);
     layer->backward(&ctx, value_ptrs.data(), vdy.get(), vdx.get(), grad_ptrs.data());
     return dx;
   }
 
   // The recurrent mode token by token over x (B, L, H).
   std::vector<T> steps(const std::vector<T>& x, int64_t B, int64_t L) {
-    ssm_ctx ctx = ssmhost::make_ctx(false, 1, 7, 0);
+    ssm_ctx ctx = plugin_registry().make_ctx(false, 1, 7, 0);
     void* state = layer->state_create(&ctx, value_ptrs.data(), B);
     std::vector<T> y(x.size()), xt(B * H), yt(B * H);
     ssm::View vx(xt.data(), {B, H}), vy(yt.data(), {B, H});

@@ -20,88 +20,14 @@
 #include "gradcheck.hpp"
 #include "registry.hpp"
 #include "runlog.hpp"
+#include "layer_harness.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
-// One layer with its parameters and gradients in host buffers of type T.
-template <typename T>
-struct Harness {
-  std::unique_ptr<ssmhost::LayerObject> layer;
-  std::vector<ssmhost::ParamInfo> info;
-  std::vector<std::vector<T>> values, grads;
-  std::vector<ssm::View> value_views, grad_views;
-  std::vector<DLTensor*> value_ptrs, grad_ptrs;
-  int64_t H;
-
-  Harness(const std::string& id, ssmhost::KV cfg, uint64_t seed = 1) : layer(registry().create_layer(id, cfg)) {
-    info = layer->params();
-    H = std::stoll(cfg.at("d_model"));
-    values.reserve(info.size());
-    grads.reserve(info.size());
-    value_views.reserve(info.size());
-    grad_views.reserve(info.size());
-    for (const auto& p : info) {
-      values.emplace_back(static_cast<size_t>(p.numel()));
-      grads.emplace_back(static_cast<size_t>(p.numel()));
-      value_views.emplace_back(values.back().data(), p.shape);
-      grad_views.emplace_back(grads.back().data(), p.shape);
-    }
-    for (size_t i = 0; i < info.size(); ++i) {
-      value_ptrs.push_back(value_views[i].get());
-      grad_ptrs.push_back(grad_views[i].get());
-    }
-    ssm_ctx ctx = registry().make_ctx(false, 1, seed, 0);
-    layer->param_init(&ctx, value_ptrs.data());
-  }
-
-  std::vector<T>& param(const std::string& name) { return values[index(name)]; }
-  const ssmhost::ParamInfo& spec(const std::string& name) const { return info[index(name)]; }
-  size_t index(const std::string& name) const {
-    for (size_t i = 0; i < info.size(); ++i)
-      if (info[i].name == name) return i;
-    FAIL("no parameter " << name);
-    return 0;
-  }
-  bool has(const std::string& name) const {
-    for (const auto& p : info)
-      if (p.name == name) return true;
-    return false;
-  }
-
-  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training) {
-    std::vector<T> y(x.size());
-    ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
-    ssm_ctx ctx = registry().make_ctx(training, 1, 7, 0);
-    layer->forward(&ctx, value_ptrs.data(), vx.get(), vy.get());
-    return y;
-  }
-
-  std::vector<T> backward(std::vector<T>& dy, int64_t B, int64_t L) {
-    for (auto& g : grads) std::fill(g.begin(), g.end(), T(0));
-    std::vector<T> dx(dy.size());
-    ssm::View vdy(dy.data(), {B, L, H}), vdx(dx.data(), {B, L, H});
-    ssm_ctx ctx = registry().make_ctx(true, 1, 7, 0);
-    layer->backward(&ctx, value_ptrs.data(), vdy.get(), vdx.get(), grad_ptrs.data());
-    return dx;
-  }
-
-  std::vector<T> steps(const std::vector<T>& x, int64_t B, int64_t L) {
-    ssm_ctx ctx = registry().make_ctx(false, 1, 7, 0);
-    void* state = layer->state_create(&ctx, value_ptrs.data(), B);
-    std::vector<T> y(x.size()), xt(B * H), yt(B * H);
-    ssm::View vx(xt.data(), {B, H}), vy(yt.data(), {B, H});
-    for (int64_t t = 0; t < L; ++t) {
-      for (int64_t b = 0; b < B; ++b) std::copy_n(x.begin() + (b * L + t) * H, H, xt.begin() + b * H);
-      layer->step(&ctx, value_ptrs.data(), state, vx.get(), vy.get());
-      for (int64_t b = 0; b < B; ++b) std::copy_n(yt.begin() + b * H, H, y.begin() + (b * L + t) * H);
-    }
-    layer->state_destroy(state);
-    return y;
-  }
-};
+using ssm_test::Harness;
 
 // Off the initial values: every gradient generic (the inner s6's A, D, dt).
 void perturb(Harness<double>& hs, uint32_t seed) {
