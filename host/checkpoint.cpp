@@ -373,4 +373,18 @@ CheckpointData load_checkpoint(const std::string& path) {
   return data;
 }
 
+void restore_array(const CheckpointData& ck, const std::string& what, const std::string& name,
+                   const std::vector<int64_t>& shape, float* dst) {
+  for (const NamedArray& a : ck.arrays) {
+    if (a.name != name) continue;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (a.shape != shape || static_cast<int64_t>(a.data.size()) != n)
+      throw Error(what + ": array '" + name + "' has another shape in the checkpoint (another model?)");
+    std::copy(a.data.begin(), a.data.end(), dst);
+    return;
+  }
+  throw Error(what + ": the checkpoint has no array '" + name + "' (another model?)");
+}
+
 }  // namespace ssmhost

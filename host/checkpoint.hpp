@@ -41,4 +41,9 @@ void save_checkpoint(const std::string& path, const CheckpointData& data);
 // or damaged, or not an ssmhost checkpoint.
 CheckpointData load_checkpoint(const std::string& path);
 
+// Copies the array `name` of ck into dst (its shape must be `shape`), or
+// throws naming `what` (e.g. "--resume run.h5.ckpt") and the array.
+void restore_array(const CheckpointData& ck, const std::string& what, const std::string& name,
+                   const std::vector<int64_t>& shape, float* dst);
+
 }  // namespace ssmhost

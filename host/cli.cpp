@@ -45,6 +45,7 @@ const char* kIntro =
     "  ssmhost report runs/selective_copy-s4dz-*.h5         a run's configuration and summary\n"
     "  ssmhost report runs/ --sort -best                     every run as one table, best first\n"
     "  ssmhost plot runs/ --metric accuracy --out acc.png    eval accuracy of every run on one chart\n"
+    "  ssmhost generate runs/lm.h5 --prompt 'Q: ' --length 200  text from a char_lm run\n"
     "\n";
 
 std::string general_help() {
@@ -313,6 +314,8 @@ const std::vector<Subcommand>& subcommands() {
        bench_help},
       {"sweep", "train the cross product of option lists, one log each (--jobs, --index)", run_sweep, sweep_help},
       {"validate", "check a plugin: create it, run it, check its gradients", run_validate, validate_help},
+      {"generate", "text from a trained language model (char_lm run), in recurrent step mode", run_generate,
+       generate_help},
       {"help", "help on a subcommand", run_help, help_help},
   };
   return all;
@@ -395,7 +398,7 @@ int cli_main(int argc, char** argv) {
         if (a == "--help" || a == "-h") return run_help({});
       return run_train(args);
     }
-    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, plot, bench, sweep, validate, help " +
+    throw UsageError("unknown subcommand '" + first + "'; subcommands are train, list, info, report, plot, bench, sweep, validate, generate, help " +
                      "(`ssmhost --help` explains them)");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "ssmhost: error: %s\n", e.what());

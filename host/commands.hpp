@@ -40,5 +40,7 @@ int run_bench(const std::vector<std::string>& args);
 std::string bench_help();
 int run_sweep(const std::vector<std::string>& args);
 std::string sweep_help();
+int run_generate(const std::vector<std::string>& args);
+std::string generate_help();
 
 }  // namespace ssmhost

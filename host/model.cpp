@@ -136,7 +136,7 @@ Model::Model(Registry& reg, const ModelConfig& cfg) : cfg_(cfg), host_(reg.host(
   }
 }
 
-Model::~Model() = default;
+Model::~Model() { free_states(); }
 
 int64_t Model::n_params() const {
   int64_t n = 0;
@@ -186,6 +186,22 @@ static void add_into(const float* a, const float* b, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
+// The encoder: rows tokens (embedding) or rows x C reals (linear) -> rows x H.
+void Model::encode(const Tensor& x, float* out, int64_t rows) {
+  const ssm_task_info& t = cfg_.task;
+  const int64_t H = cfg_.d_model;
+  if (t.input_kind == SSM_INPUT_TOKENS) {
+    const int32_t* ids = x.data<int32_t>();
+    for (int64_t i = 0; i < rows; ++i)
+      if (ids[i] < 0 || ids[i] >= t.vocab_size)
+        throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
+                    std::to_string(t.vocab_size) + ")");
+    k::embedding_forward(ids, p(enc_w_), out, rows, H);
+  } else {
+    k::linear_forward(x.data<float>(), p(enc_w_), p(enc_b_), out, rows, t.in_channels, H);
+  }
+}
+
 const Tensor& Model::forward(const Tensor& x, bool training, uint64_t step) {
   const ssm_task_info& t = cfg_.task;
   const int64_t H = cfg_.d_model;
@@ -198,16 +214,7 @@ const Tensor& Model::forward(const Tensor& x, bool training, uint64_t step) {
   acts_.resize(blocks_.size() + 1);
   for (Tensor& a : acts_) a.resize({B_, L_, H});
 
-  if (t.input_kind == SSM_INPUT_TOKENS) {
-    const int32_t* ids = x.data<int32_t>();
-    for (int64_t i = 0; i < rows; ++i)
-      if (ids[i] < 0 || ids[i] >= t.vocab_size)
-        throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
-                    std::to_string(t.vocab_size) + ")");
-    k::embedding_forward(ids, p(enc_w_), acts_[0].data<float>(), rows, H);
-  } else {
-    k::linear_forward(x.data<float>(), p(enc_w_), p(enc_b_), acts_[0].data<float>(), rows, t.in_channels, H);
-  }
+  encode(x, acts_[0].data<float>(), rows);
 
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = *blocks_[i];
@@ -347,6 +354,71 @@ std::vector<std::vector<double>> Model::conv_kernels(int64_t length, int64_t cha
   }
   if (!any) out.clear();
   return out;
+}
+
+void Model::free_states() {
+  for (size_t i = 0; i < states_.size(); ++i)
+    if (states_[i]) blocks_[i]->layer->state_destroy(states_[i]);
+  states_.clear();
+  step_B_ = 0;
+}
+
+void Model::step_reset(int64_t batch) {
+  if (cfg_.task.readout != SSM_READOUT_ALL)
+    throw Error("step mode needs a task that scores every position (read-out 'all'); this task's read-out pools "
+                "the sequence, so there is nothing to emit per step");
+  if (batch < 1) throw Error("step mode needs a batch of at least 1, got " + std::to_string(batch));
+  free_states();
+  training_ = false;  // the norms' caches are overwritten below: no backward until a training forward
+  states_.assign(blocks_.size(), nullptr);
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    ssm_ctx ctx = make_ctx(host_, false, cfg_.threads, blocks_[i]->seed, 0);
+    states_[i] = blocks_[i]->layer->state_create(&ctx, blocks_[i]->values.data(), batch);
+  }
+  step_B_ = batch;
+}
+
+const Tensor& Model::step(const Tensor& x_t) {
+  const ssm_task_info& t = cfg_.task;
+  const int64_t H = cfg_.d_model, B = step_B_;
+  if (states_.empty()) throw Error("Model::step before step_reset");
+  const bool tokens = t.input_kind == SSM_INPUT_TOKENS;
+  if (x_t.dim(0) != B || (tokens ? x_t.ndim() != 1 : x_t.ndim() != 2 || x_t.dim(1) != t.in_channels))
+    throw Error("Model::step: x_t must be (" + std::to_string(B) + (tokens ? ")" : ", C)") + ", as step_reset's batch");
+  step_h_.resize({B, H});
+  encode(x_t, step_h_.data<float>(), B);
+  float* h = step_h_.data<float>();
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Block& b = *blocks_[i];
+    b.z.resize({B, H});
+    ssm_ctx ctx = make_ctx(host_, false, cfg_.threads, b.seed, 0);
+    if (cfg_.prenorm) {
+      b.normed.resize({B, H});
+      norm_forward(i, h, b.normed.data<float>(), B);
+      b.layer->step(&ctx, b.values.data(), states_[i], b.normed.dl(), b.z.dl());
+      add_into(h, b.z.data<float>(), h, B * H);
+    } else {
+      b.layer->step(&ctx, b.values.data(), states_[i], step_h_.dl(), b.z.dl());
+      b.sum.resize({B, H});
+      add_into(h, b.z.data<float>(), b.sum.data<float>(), B * H);
+      norm_forward(i, b.sum.data<float>(), h, B);
+    }
+  }
+  const float* top = h;
+  if (cfg_.prenorm) {
+    final_out_.resize({B, H});
+    final_mean_.resize({B});
+    final_rstd_.resize({B});
+    if (cfg_.norm == "layer")
+      k::layernorm_forward(h, p(final_norm_), p(final_norm_ + 1), final_out_.data<float>(), final_mean_.data<float>(),
+                           final_rstd_.data<float>(), B, H, kNormEps);
+    else
+      k::rmsnorm_forward(h, p(final_norm_), final_out_.data<float>(), final_rstd_.data<float>(), B, H, kNormEps);
+    top = final_out_.data<float>();
+  }
+  step_logits_.resize({B, t.n_out});
+  k::linear_forward(top, p(dec_w_), p(dec_b_), step_logits_.data<float>(), B, H, t.n_out);
+  return step_logits_;
 }
 
 }  // namespace ssmhost

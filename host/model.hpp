@@ -60,6 +60,15 @@ class Model {
   // empty vector for a block whose layer has no kernel. Empty when none has.
   std::vector<std::vector<double>> conv_kernels(int64_t length, int64_t channels) const;
 
+  // Recurrent mode, one position at a time, for tasks that score every
+  // position (read-out 'all'): generation. step_reset(B) starts B fresh
+  // sequences (each layer's state_create); step(x_t) takes x_t as (B) int32
+  // tokens or (B, C) float32 and returns that position's logits (B, n_out),
+  // equal to forward's row for it. Inference only: no dropout, and a
+  // backward needs a training forward after it.
+  void step_reset(int64_t batch);
+  const Tensor& step(const Tensor& x_t);
+
  private:
   struct Block;
   void add_param(const std::string& name, std::vector<int64_t> shape, uint32_t flags = 0, double lr_max = 0,
@@ -68,6 +77,8 @@ class Model {
   float* g(size_t i) { return params_[i].grad.data<float>(); }
   void norm_forward(size_t block, const float* x, float* y, int64_t rows);
   void norm_backward(size_t block, const float* x, const float* dy, float* dx, int64_t rows);
+  void encode(const Tensor& x, float* out, int64_t rows);
+  void free_states();
 
   ModelConfig cfg_;
   const ssm_host* host_;  // the registry's table, so layers can create children through ctx->host
@@ -83,6 +94,10 @@ class Model {
   Tensor final_mean_, final_rstd_;
   Tensor pooled_, logits_;
   Tensor grad_a_, grad_b_, grad_pooled_;
+  // step mode
+  std::vector<void*> states_;  // one per block, from its layer's state_create
+  int64_t step_B_ = 0;
+  Tensor step_h_, step_logits_;
 };
 
 }  // namespace ssmhost

@@ -455,15 +455,8 @@ void Trainer::resume() {
       throw Error("--resume " + opt_.resume + ": option " + kv.first + " is '" + kv.second + "' here but '" +
                   it->second + "' in the checkpoint; drop it to continue the same run");
   }
-  std::map<std::string, const NamedArray*> by_name;
-  for (const NamedArray& a : ck.arrays) by_name[a.name] = &a;
   auto restore = [&](const std::string& name, Tensor& t) {
-    auto it = by_name.find(name);
-    if (it == by_name.end())
-      throw Error("--resume " + opt_.resume + ": the checkpoint has no array '" + name + "' (another model?)");
-    if (it->second->shape != t.shape() || static_cast<int64_t>(it->second->data.size()) != t.numel())
-      throw Error("--resume " + opt_.resume + ": array '" + name + "' has another shape in the checkpoint");
-    std::copy(it->second->data.begin(), it->second->data.end(), t.data<float>());
+    restore_array(ck, "--resume " + opt_.resume, name, t.shape(), t.data<float>());
   };
   auto& ps = model_->params();
   for (size_t i = 0; i < ps.size(); ++i) {

@@ -132,3 +132,69 @@ TEST_CASE("model gradient: s4d blocks (float32 end to end)") {
   cfg.task = real_task();
   check_model(cfg, 5e-2);
 }
+
+// Step mode (generation) against the convolution/parallel forward: the
+// logits of every position, for each kind of layer, both norm placements.
+TEST_CASE("model step mode: every position's logits equal forward's") {
+  struct Case {
+    const char* layer;
+    bool prenorm;
+    const char* norm;
+  };
+  const Case cases[] = {{"s4dz", false, "layer"}, {"s4db", true, "rms"},       {"s4", false, "layer"},
+                        {"s6", true, "layer"},    {"mamba", true, "rms"},      {"h3", false, "layer"},
+                        {"lstm", false, "layer"}, {"attention", true, "layer"}, {"gated_mlp", false, "layer"}};
+  for (const Case& c : cases) {
+    INFO("layer " << c.layer << (c.prenorm ? ", pre-norm " : ", post-norm ") << c.norm);
+    ssmhost::ModelConfig cfg;
+    cfg.layer = c.layer;
+    cfg.n_layers = 2;
+    cfg.d_model = 8;
+    cfg.prenorm = c.prenorm;
+    cfg.norm = c.norm;
+    cfg.seed = 5;
+    cfg.layer_config = {{"d_model", "8"}, {"d_state", "4"}, {"l_max", "32"}};
+    cfg.task = token_task(SSM_READOUT_ALL, 0);
+    const int64_t B = 2, L = 13, V = cfg.task.n_out;
+    ssmhost::Model model(ssm_test::plugin_registry(), cfg);
+    ssmhost::Tensor x = ssmhost::Tensor::of<int32_t>({B, L});
+    for (int64_t i = 0; i < B * L; ++i) x.data<int32_t>()[i] = static_cast<int32_t>((i * 3 + i / 5) % 5);
+    const ssmhost::Tensor full = model.forward(x, false, 0);  // (B*L, V), row b*L + t
+    model.step_reset(B);
+    ssmhost::Tensor xt = ssmhost::Tensor::of<int32_t>({B});
+    double worst = 0;
+    for (int64_t t = 0; t < L; ++t) {
+      for (int64_t b = 0; b < B; ++b) xt.data<int32_t>()[b] = x.data<int32_t>()[b * L + t];
+      const ssmhost::Tensor& y = model.step(xt);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t v = 0; v < V; ++v)
+          worst = std::max(worst, std::abs(static_cast<double>(y.data<float>()[b * V + v]) -
+                                           full.data<float>()[(b * L + t) * V + v]));
+    }
+    CHECK(worst < 2e-4);
+    // A fresh start gives the first position again.
+    model.step_reset(B);
+    for (int64_t b = 0; b < B; ++b) xt.data<int32_t>()[b] = x.data<int32_t>()[b * L];
+    CHECK(std::abs(model.step(xt).data<float>()[0] - full.data<float>()[0]) < 2e-4);
+  }
+}
+
+TEST_CASE("model step mode: refused for a pooled read-out, and backward needs a training forward after it") {
+  ssmhost::ModelConfig cfg;
+  cfg.layer = "s4dz";
+  cfg.d_model = 4;
+  cfg.layer_config = {{"d_model", "4"}, {"d_state", "4"}};
+  cfg.task = real_task();
+  ssmhost::Model pooled(ssm_test::plugin_registry(), cfg);
+  CHECK_THROWS_WITH(pooled.step_reset(1), Catch::Contains("read-out"));
+  cfg.task = token_task(SSM_READOUT_ALL, 0);
+  ssmhost::Model model(ssm_test::plugin_registry(), cfg);
+  ssmhost::Tensor x = ssmhost::Tensor::of<int32_t>({1, 6});
+  for (int64_t i = 0; i < 6; ++i) x.data<int32_t>()[i] = static_cast<int32_t>(i % 5);
+  const ssmhost::Tensor& y = model.forward(x, true, 0);
+  ssmhost::Tensor dy = ssmhost::Tensor::of<float>(y.shape());
+  model.step_reset(1);
+  CHECK_THROWS_WITH(model.backward(dy), Catch::Contains("training forward"));
+  ssmhost::Tensor wrong = ssmhost::Tensor::of<int32_t>({3});
+  CHECK_THROWS_WITH(model.step(wrong), Catch::Contains("x_t must be"));
+}

@@ -7,6 +7,7 @@
 #include "test_support.hpp"
 
 #include <ssm/ext/text_vocab.h>
+#include <ssm/utf8.hpp>
 #include <ssm/kernels/philox.hpp>
 #include <ssm/sdk.hpp>
 
@@ -58,21 +59,7 @@ const ssm_text_vocab* vocab_of(const ssmhost::DatasetObject& ds) {
 
 std::string utf8(uint32_t cp) {
   std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  ssm::utf8_append(cp, s);
   return s;
 }
 
@@ -433,4 +420,59 @@ TEST_CASE("char_lm: a small S4D model beats the unigram and bigram models", "[ch
   }
   CHECK(std::adjacent_find(ids.begin(), ids.end(), [](long a, long b) { return a >= b; }) == ids.end());
   CHECK(std::find(ids.begin(), ids.end(), long{'\n'}) != ids.end());
+}
+
+TEST_CASE("generate: text from a char_lm run, step mode equal to reconvolving, errors named", "[generate]") {
+  ssm_test::TempDir dir("ssm_generate");
+  // A text with a two-byte character (é), so that decoding is exercised.
+  write_file(dir.path / "g.txt", generated_text(40000) + "caf\xc3\xa9.\n");
+  const ssm_test::Run train = ssm_test::run_ssmhost(
+      dir.path, "--layer s4d --task char_lm --text g.txt --context 32 --eval-size 50 --d-model 16 --n-layers 2"
+                " --d-state 8 --batch-size 8 --steps 40 --eval-every 40 --threads 1 --quiet --log lm.h5");
+  INFO(train.out << train.err);
+  REQUIRE(train.status == 0);
+
+  auto gen = [&](const std::string& args) { return ssm_test::run_ssmhost(dir.path, "generate lm.h5 " + args); };
+  const ssm_test::Run step = gen("--prompt 'The caf\xc3\xa9 ' --length 60 --temperature 0");
+  INFO(step.err);
+  REQUIRE(step.status == 0);
+  CHECK(step.out.rfind("The caf\xc3\xa9 ", 0) == 0);  // the prompt first
+  // The same characters from the full forward pass over the growing context.
+  const ssm_test::Run reconv = gen("--prompt 'The caf\xc3\xa9 ' --length 60 --temperature 0 --mode reconvolve");
+  REQUIRE(reconv.status == 0);
+  CHECK(reconv.out == step.out);
+  // Sampling: the same seed the same text, another seed another text; --no-echo
+  // prints exactly --length characters (and a newline).
+  const ssm_test::Run a = gen("--prompt 'The ' --length 80 --seed 3 --top-k 5 --no-echo");
+  const ssm_test::Run b = gen("--prompt 'The ' --length 80 --seed 3 --top-k 5 --no-echo");
+  const ssm_test::Run c = gen("--prompt 'The ' --length 80 --seed 4 --no-echo --time");
+  REQUIRE(a.status == 0);
+  REQUIRE(c.status == 0);
+  CHECK(a.out == b.out);
+  CHECK(a.out != c.out);
+  size_t chars = 0;
+  for (size_t pos = 0; pos < a.out.size();) {
+    REQUIRE(ssm::utf8_decode(a.out, pos) >= 0);
+    ++chars;
+  }
+  CHECK(chars == 81);
+  CHECK_THAT(c.err, Contains("tokens/s"));
+  // The checkpoint may be named directly.
+  CHECK(gen("--prompt 'The ' --length 5 --checkpoint lm.h5.ckpt").status == 0);
+
+  // Errors: a character the text never had, no prompt, a missing checkpoint,
+  // a run of a task without a text vocabulary.
+  const ssm_test::Run unknown = gen("--prompt 'snow \xe2\x98\x83' --length 5");
+  CHECK(unknown.status == 1);
+  CHECK_THAT(unknown.err, Contains("U+2603") && Contains("not in the run's vocabulary"));
+  CHECK(gen("--length 5").status == 2);
+  const ssm_test::Run missing = gen("--prompt 'The ' --checkpoint nowhere.ckpt");
+  CHECK(missing.status == 1);
+  CHECK_THAT(missing.err, Contains("nowhere.ckpt"));
+  const ssm_test::Run copy = ssm_test::run_ssmhost(
+      dir.path, "--layer s4d --task copy --steps 2 --eval-every 2 --d-model 8 --d-state 4 --threads 1 --quiet --log copy.h5");
+  REQUIRE(copy.status == 0);
+  const ssm_test::Run not_text = ssm_test::run_ssmhost(dir.path, "generate copy.h5 --prompt x");
+  CHECK(not_text.status == 1);
+  CHECK_THAT(not_text.err, Contains("copy.h5") && Contains("no text vocabulary"));
 }

@@ -9,6 +9,7 @@
 // and fortunes), concatenated in the fixed order of kDefaultCorpus.
 #include <ssm/ext/text_vocab.h>
 #include <ssm/sdk.hpp>
+#include <ssm/utf8.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -53,32 +54,6 @@ std::string slurp(const std::string& path) {
   std::fclose(f);
   if (bad) ssm::fail("cannot read '" + path + "': read error", SSM_ERR_IO);
   return out;
-}
-
-// Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, <= U+10FFFF).
-// Returns the code point at text[pos] and advances pos, or returns -1.
-int64_t decode_utf8(const std::string& s, size_t& pos) {
-  const auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
-  const uint8_t b0 = byte(pos);
-  if (b0 < 0x80) {
-    ++pos;
-    return b0;
-  }
-  int extra = 0;
-  uint32_t cp = 0, min = 0;
-  if ((b0 & 0xE0) == 0xC0) extra = 1, cp = b0 & 0x1F, min = 0x80;
-  else if ((b0 & 0xF0) == 0xE0) extra = 2, cp = b0 & 0x0F, min = 0x800;
-  else if ((b0 & 0xF8) == 0xF0) extra = 3, cp = b0 & 0x07, min = 0x10000;
-  else return -1;
-  if (pos + extra >= s.size()) return -1;  // cut short by the end of the text
-  for (int k = 1; k <= extra; ++k) {
-    const uint8_t b = byte(pos + k);
-    if ((b & 0xC0) != 0x80) return -1;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
-  pos += 1 + extra;
-  return cp;
 }
 
 std::string hex_byte(uint8_t b) {
@@ -147,7 +122,7 @@ class Text : public ssm::Dataset {
       cps.reserve(text.size());
       for (size_t pos = 0; pos < text.size();) {
         const size_t at = pos;
-        const int64_t cp = decode_utf8(text, pos);
+        const int64_t cp = ssm::utf8_decode(text, pos);
         if (cp < 0)
           ssm::fail("'" + path_ + "' is not valid UTF-8: byte " + hex_byte(static_cast<uint8_t>(text[at])) +
                     " at offset " + std::to_string(at) +
