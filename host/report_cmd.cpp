@@ -65,12 +65,21 @@ void report_one(const RunLogReader& r) {
     std::printf(", median step %.1f ms, median %.0f tokens/s, last loss %.4f", median_of(r.column("train", "step_ms")),
                 median_of(r.column("train", "tokens_per_s")), r.column("train", "loss").back());
   }
-  std::printf("\neval (%s):\n  %8s %6s %10s %10s\n", r.metric_name().c_str(), "step", "epoch", "loss",
+  // The eval table, with the task's extra columns (e.g. accuracy_L1024 of
+  // --eval-seq-len) after the fixed ones.
+  const std::vector<std::string> extra = r.eval_extra_metrics();
+  std::printf("\neval (%s):\n  %8s %6s %10s %10s", r.metric_name().c_str(), "step", "epoch", "loss",
               r.metric_name().c_str());
+  for (const std::string& e : extra) std::printf(" %*s", static_cast<int>(std::max<size_t>(10, e.size())), e.c_str());
+  std::printf("\n");
   const size_t n = r.rows("eval");
-  for (size_t i = 0; i < n; ++i)
-    std::printf("  %8.0f %6.0f %10.4f %10.4f\n", r.column("eval", "step")[i], r.column("eval", "epoch")[i],
+  for (size_t i = 0; i < n; ++i) {
+    std::printf("  %8.0f %6.0f %10.4f %10.4f", r.column("eval", "step")[i], r.column("eval", "epoch")[i],
                 r.column("eval", "loss")[i], r.column("eval", "metric")[i]);
+    for (const std::string& e : extra)
+      std::printf(" %*.4f", static_cast<int>(std::max<size_t>(10, e.size())), r.column("eval", e)[i]);
+    std::printf("\n");
+  }
 }
 
 std::string duration(double s) {
