@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cerrno>
 #include <chrono>
@@ -724,6 +725,26 @@ std::vector<std::string> RunLogReader::eval_extra_metrics() const {
     for (const auto& field : kEvalReals) fixed |= name == field.name;
     if (!fixed) extra.push_back(name);
   }
+  // HDF5 lists links by name; order numbers by value (accuracy_L64 before
+  // accuracy_L128), the rest as text.
+  std::stable_sort(extra.begin(), extra.end(), [](const std::string& a, const std::string& b) {
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+        size_t ie = i, je = j;
+        while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+        while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+        const std::string na = a.substr(i, ie - i), nb = b.substr(j, je - j);
+        if (na.size() != nb.size()) return na.size() < nb.size();  // no leading zeros in these names
+        if (na != nb) return na < nb;
+        i = ie, j = je;
+      } else {
+        if (a[i] != b[j]) return a[i] < b[j];
+        ++i, ++j;
+      }
+    }
+    return a.size() - i < b.size() - j;
+  });
   return extra;
 }
 
