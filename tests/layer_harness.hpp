@@ -51,6 +51,7 @@ struct Harness {
   }
 
   std::vector<T>& param(const std::string& name) { return values[index(name)]; }
+  std::vector<T>& grad(const std::string& name) { return grads[index(name)]; }
   const ssmhost::ParamInfo& spec(const std::string& name) const { return info[index(name)]; }
   bool has(const std::string& name) const {
     for (const auto& p : info)
@@ -64,10 +65,12 @@ struct Harness {
     return 0;
   }
 
-  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training, int threads = 1) {
+  // rng_offset: the call's counter (dropout masks differ from one to the next).
+  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training, int threads = 1,
+                         uint64_t rng_offset = 0) {
     std::vector<T> y(x.size());
     ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
-    ssm_ctx ctx = plugin_registry().make_ctx(training, threads, 7, 0);
+    ssm_ctx ctx = plugin_registry().make_ctx(training, threads, 7, rng_offset);
     layer->forward(&ctx, value_ptrs.data(), vx.get(), vy.get());
     return y;
   }

@@ -24,6 +24,7 @@
 #include "../plugins/layers/s4/kernel.hpp"
 #include "../plugins/layers/s4/nplr.hpp"
 #include "gradcheck.hpp"
+#include "layer_harness.hpp"
 #include "registry.hpp"
 #include "test_support.hpp"
 
@@ -37,82 +38,11 @@ ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
 const std::vector<std::string> kSchemes = {"bilinear", "dirac", "backward_euler", "zoh", "async"};
 
-// One s4 layer with its parameters and gradients in host buffers of type T.
+// The shared layer harness (tests/layer_harness.hpp), s4 by default.
 template <typename T>
-struct Harness {
-  std::unique_ptr<ssmhost::LayerObject> layer;
-  std::vector<ssmhost::ParamInfo> info;
-  std::vector<std::vector<T>> values, grads;
-  std::vector<ssm::View> value_views, grad_views;
-  std::vector<DLTensor*> value_ptrs, grad_ptrs;
-  int64_t H;
-
+struct Harness : ssm_test::Harness<T> {
   explicit Harness(ssmhost::KV cfg, uint64_t seed = 1, const std::string& id = "s4")
-      : layer(registry().create_layer(id, cfg)) {
-    info = layer->params();
-    H = info[0].shape[0];
-    values.reserve(info.size());
-    grads.reserve(info.size());
-    for (const auto& p : info) {
-      values.emplace_back(static_cast<size_t>(p.numel()));
-      grads.emplace_back(static_cast<size_t>(p.numel()));
-      value_views.emplace_back(values.back().data(), p.shape);
-      grad_views.emplace_back(grads.back().data(), p.shape);
-    }
-    for (size_t i = 0; i < info.size(); ++i) {
-      value_ptrs.push_back(value_views[i].get());
-      grad_ptrs.push_back(grad_views[i].get());
-    }
-    ssm_ctx ctx = ssmhost::make_ctx(false, 1, seed, 0);
-    layer->param_init(&ctx, value_ptrs.data());
-  }
-
-  bool has(const std::string& name) const {
-    for (const auto& p : info)
-      if (p.name == name) return true;
-    return false;
-  }
-  std::vector<T>& param(const std::string& name) { return values[index(name)]; }
-  std::vector<T>& grad(const std::string& name) { return grads[index(name)]; }
-  size_t index(const std::string& name) const {
-    for (size_t i = 0; i < info.size(); ++i)
-      if (info[i].name == name) return i;
-    FAIL("no parameter " << name);
-    return 0;
-  }
-
-  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training, uint64_t rng_offset = 0) {
-    std::vector<T> y(x.size());
-    ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(training, 1, 7, rng_offset);
-    layer->forward(&ctx, value_ptrs.data(), vx.get(), vy.get());
-    return y;
-  }
-
-  // Zeroes the gradients, then runs backward of the last training forward.
-  std::vector<T> backward(std::vector<T>& dy, int64_t B, int64_t L) {
-    for (auto& g : grads) std::fill(g.begin(), g.end(), T(0));
-    std::vector<T> dx(dy.size());
-    ssm::View vdy(dy.data(), {B, L, H}), vdx(dx.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(true, 1, 7, 0);
-    layer->backward(&ctx, value_ptrs.data(), vdy.get(), vdx.get(), grad_ptrs.data());
-    return dx;
-  }
-
-  // Runs the recurrent mode over x (B, L, H).
-  std::vector<T> steps(std::vector<T>& x, int64_t B, int64_t L) {
-    ssm_ctx ctx = ssmhost::make_ctx(false, 1, 7, 0);
-    void* state = layer->state_create(&ctx, value_ptrs.data(), B);
-    std::vector<T> y(x.size()), xt(B * H), yt(B * H);
-    ssm::View vx(xt.data(), {B, H}), vy(yt.data(), {B, H});
-    for (int64_t t = 0; t < L; ++t) {
-      for (int64_t b = 0; b < B; ++b) std::copy_n(x.begin() + (b * L + t) * H, H, xt.begin() + b * H);
-      layer->step(&ctx, value_ptrs.data(), state, vx.get(), vy.get());
-      for (int64_t b = 0; b < B; ++b) std::copy_n(yt.begin() + b * H, H, y.begin() + (b * L + t) * H);
-    }
-    layer->state_destroy(state);
-    return y;
-  }
+      : ssm_test::Harness<T>(id, std::move(cfg), seed) {}
 };
 
 // Moves the parameters off their initial values so that every gradient is
@@ -129,14 +59,7 @@ void perturb(Harness<double>& hs, uint32_t seed, double dt_lo = 0.01, double dt_
     log_dt[h] = std::log(dt_lo) + (std::log(dt_hi) - std::log(dt_lo)) * double(h) / double(log_dt.size() - 1);
 }
 
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return err / scale;
-}
+using ssm_test::max_rel_diff;
 
 // The scheme a discretization plugin declares through its extensions.
 s4::Scheme scheme_of(const std::string& disc) {
@@ -444,7 +367,7 @@ TEST_CASE("s4 gradients match finite differences (float64)", "[s4]") {
       std::vector<double> x = ssm_test::random_vector(B * L * H, 1);
       std::vector<double> probe = ssm_test::random_vector(B * L * H, 2);
       // The same rng_offset every call: the same dropout mask.
-      auto loss = [&] { return ssm_test::dot(hs.forward(x, B, L, true, 5), probe); };
+      auto loss = [&] { return ssm_test::dot(hs.forward(x, B, L, true, 1, 5), probe); };
       loss();
       const std::vector<double> dx = hs.backward(probe, B, L);
       ssm_test::check_gradient("dx", x, dx, loss);

@@ -17,6 +17,7 @@
 
 #include "../plugins/layers/s4d/s4d_kernel.hpp"
 #include "gradcheck.hpp"
+#include "layer_harness.hpp"
 #include "registry.hpp"
 #include "test_support.hpp"
 
@@ -27,61 +28,11 @@ constexpr double kPi = 3.14159265358979323846;
 
 ssmhost::Registry& registry() { return ssm_test::plugin_registry(); }
 
-// One s4d layer with its parameters and gradients in host buffers of type T.
+// The shared layer harness (tests/layer_harness.hpp), s4d by default.
 template <typename T>
-struct Harness {
-  std::unique_ptr<ssmhost::LayerObject> layer;
-  std::vector<ssmhost::ParamInfo> info;
-  std::vector<std::vector<T>> values, grads;
-  std::vector<ssm::View> value_views, grad_views;
-  std::vector<DLTensor*> value_ptrs, grad_ptrs;
-  int64_t H;
-
-  explicit Harness(ssmhost::KV cfg, uint64_t seed = 1) : layer(registry().create_layer("s4d", cfg)) {
-    info = layer->params();
-    H = info[0].shape[0];
-    values.reserve(info.size());
-    grads.reserve(info.size());
-    for (const auto& p : info) {
-      values.emplace_back(static_cast<size_t>(p.numel()));
-      grads.emplace_back(static_cast<size_t>(p.numel()));
-      value_views.emplace_back(values.back().data(), p.shape);
-      grad_views.emplace_back(grads.back().data(), p.shape);
-    }
-    for (size_t i = 0; i < info.size(); ++i) {
-      value_ptrs.push_back(value_views[i].get());
-      grad_ptrs.push_back(grad_views[i].get());
-    }
-    ssm_ctx ctx = ssmhost::make_ctx(false, 1, seed, 0);
-    layer->param_init(&ctx, value_ptrs.data());
-  }
-
-  std::vector<T>& param(const std::string& name) { return values[index(name)]; }
-  std::vector<T>& grad(const std::string& name) { return grads[index(name)]; }
-  size_t index(const std::string& name) const {
-    for (size_t i = 0; i < info.size(); ++i)
-      if (info[i].name == name) return i;
-    FAIL("no parameter " << name);
-    return 0;
-  }
-
-  std::vector<T> forward(std::vector<T>& x, int64_t B, int64_t L, bool training, uint64_t rng_offset = 0) {
-    std::vector<T> y(x.size());
-    ssm::View vx(x.data(), {B, L, H}), vy(y.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(training, 1, 7, rng_offset);
-    layer->forward(&ctx, value_ptrs.data(), vx.get(), vy.get());
-    return y;
-  }
-
-  // Zeroes the gradients, then runs backward of the last training forward.
-  std::vector<T> backward(std::vector<T>& dy, int64_t B, int64_t L) {
-    for (auto& g : grads) std::fill(g.begin(), g.end(), T(0));
-    std::vector<T> dx(dy.size());
-    ssm::View vdy(dy.data(), {B, L, H}), vdx(dx.data(), {B, L, H});
-    ssm_ctx ctx = ssmhost::make_ctx(true, 1, 7, 0);
-    layer->backward(&ctx, value_ptrs.data(), vdy.get(), vdx.get(), grad_ptrs.data());
-    return dx;
-  }
+struct Harness : ssm_test::Harness<T> {
+  explicit Harness(ssmhost::KV cfg, uint64_t seed = 1, const std::string& id = "s4d")
+      : ssm_test::Harness<T>(id, std::move(cfg), seed) {}
 };
 
 // Moves the parameters off their initial values (B = 1, A on a grid) so that
@@ -97,14 +48,7 @@ void perturb(Harness<double>& hs, uint32_t seed) {
     log_dt[h] = std::log(0.01) + (std::log(0.5) - std::log(0.01)) * double(h) / double(log_dt.size() - 1);
 }
 
-double max_rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return err / scale;
-}
+using ssm_test::max_rel_diff;
 
 // Abar and Bbar of one mode by the closed forms of docs/math.md §0.
 std::pair<cd, cd> discretize_by_hand(const std::string& disc, cd A, double dt, cd B) {
@@ -125,7 +69,7 @@ TEST_CASE("s4d gradients match finite differences (float64)", "[s4d]") {
         std::vector<double> x = ssm_test::random_vector(B * L * H, 1);
         std::vector<double> probe = ssm_test::random_vector(B * L * H, 2);
         // The same rng_offset every call: the same dropout mask.
-        auto loss = [&] { return ssm_test::dot(hs.forward(x, B, L, true, 5), probe); };
+        auto loss = [&] { return ssm_test::dot(hs.forward(x, B, L, true, 1, 5), probe); };
         loss();
         const std::vector<double> dx = hs.backward(probe, B, L);
         ssm_test::check_gradient(disc + " dx", x, dx, loss);
@@ -147,7 +91,7 @@ TEST_CASE("s4d dropout is tied over the sequence and follows rng_offset", "[s4d]
   std::fill(hs.param("b_out").begin(), hs.param("b_out").end(), 0.0);
   std::vector<double> x = ssm_test::random_vector(B * L * H, 3);
   for (double& v : x) v += 2;  // GELU(v) != 0
-  const std::vector<double> y = hs.forward(x, B, L, true, 1ull << 32);
+  const std::vector<double> y = hs.forward(x, B, L, true, 1, 1ull << 32);
   int dropped = 0;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
@@ -157,8 +101,8 @@ TEST_CASE("s4d dropout is tied over the sequence and follows rng_offset", "[s4d]
     }
   CHECK(dropped > 0);
   CHECK(dropped < B * H);
-  CHECK(hs.forward(x, B, L, true, 1ull << 32) == y);
-  CHECK(hs.forward(x, B, L, true, 2ull << 32) != y);
+  CHECK(hs.forward(x, B, L, true, 1, 1ull << 32) == y);
+  CHECK(hs.forward(x, B, L, true, 1, 2ull << 32) != y);
   // Inference has no dropout.
   const std::vector<double> y_eval = hs.forward(x, B, L, false);
   for (double v : y_eval) CHECK(v != 0);
