@@ -24,6 +24,7 @@
 // per channel) and the inner layer's state.
 #pragma once
 
+#include <ssm/kernels/buffer.hpp>
 #include <ssm/sdk.hpp>
 
 #include <cstdint>
@@ -35,28 +36,7 @@
 
 namespace mamba {
 
-// A vector whose elements start uninitialised (no zeroing pass over
-// buffers that are written before they are read).
-template <typename T>
-struct NoInit : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = NoInit<U>;
-  };
-  NoInit() = default;
-  template <class U>
-  NoInit(const NoInit<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-template <typename T>
-using Buf = std::vector<T, NoInit<T>>;
+using ssm::Buf;  // uninitialised scratch (ssm/kernels/buffer.hpp)
 
 // What backward needs from the most recent training forward (the inner
 // layer keeps its own; the conv's output is recomputed from xc, 4 FMAs per

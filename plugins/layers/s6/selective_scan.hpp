@@ -26,6 +26,8 @@
 // and fast_exp gives the same bits in SIMD lanes and scalar tails.
 #pragma once
 
+#include <ssm/kernels/buffer.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -39,28 +41,7 @@
 
 namespace s6 {
 
-// A vector whose elements start uninitialised (no zeroing pass over
-// buffers that are written before they are read).
-template <typename T>
-struct NoInit : std::allocator<T> {
-  template <class U>
-  struct rebind {
-    using other = NoInit<U>;
-  };
-  NoInit() = default;
-  template <class U>
-  NoInit(const NoInit<U>&) noexcept {}
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-template <typename T>
-using Buf = std::vector<T, NoInit<T>>;
+using ssm::Buf;  // uninitialised scratch (ssm/kernels/buffer.hpp)
 
 // Channels per work item: the state of a tile, kDTile * N values, stays in L1.
 constexpr int64_t kDTile = 64;
